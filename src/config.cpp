@@ -1,0 +1,320 @@
+#include "config.hpp"
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "svix_verify.hpp"
+
+namespace usersync {
+namespace po = boost::program_options;
+namespace {
+
+constexpr const char* env_prefix = "USERSYNC_";
+
+std::string env_name(const std::string& option) {
+  std::string name = env_prefix;
+  for (char c : option) name += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+  return name;
+}
+
+// Raw values as the user wrote them; converted and validated into `config` afterwards.
+struct raw_values {
+  std::string config_file, data_dir, listen, tls_cert, tls_key, secret_file, log_level;
+  std::vector<std::string> secrets;
+  bool plain_http = false;
+  long long body_limit = 0, header_limit = 0, read_timeout = 0, idle_timeout = 0,
+            write_timeout = 0, max_connections = 0, tolerance = 0, retention_days = 0,
+            busy_timeout_ms = 0, queue_limit = 0, threads = 0, shutdown_timeout = 0;
+};
+
+// Adds an option whose help line also names its environment variable and config-file key.
+class option_adder {
+ public:
+  explicit option_adder(po::options_description& desc) : desc_(desc) {}
+  option_adder& operator()(const char* name, const po::value_semantic* value, const char* text) {
+    const std::string help = std::string(text) + "\n  env " + env_name(name) + ", file key '" +
+                             name + "'";
+    desc_.add_options()(name, value, help.c_str());
+    return *this;
+  }
+
+ private:
+  po::options_description& desc_;
+};
+
+unsigned default_threads() { return std::max(2u, std::thread::hardware_concurrency()); }
+
+void add_common_options(po::options_description& desc, raw_values& v) {
+  option_adder add(desc);
+  add("config", po::value(&v.config_file)->value_name("FILE"),
+     "read settings from FILE (key = value lines); flags and env win over it")
+    ("data-dir", po::value(&v.data_dir)->value_name("DIR"),
+     "where the database, lock and dev credentials live (default: $STATE_DIRECTORY, else "
+     "$XDG_DATA_HOME/usersync, else ~/.local/share/usersync); created 0700")
+    ("busy-timeout-ms", po::value(&v.busy_timeout_ms)->default_value(5000),
+     "how long a write waits for another process's SQLite lock before answering 503")
+    ("log-level", po::value(&v.log_level)->default_value("info"),
+     "trace, debug, info, warn, error or off");
+}
+
+void add_serve_options(po::options_description& desc, raw_values& v) {
+  option_adder add(desc);
+  add("listen", po::value(&v.listen)->default_value("0.0.0.0:8443")->value_name("HOST:PORT"),
+     "address to serve webhooks on ([::1]:8443 for IPv6; port 0 picks a free one)")
+    ("plain-http", po::bool_switch(&v.plain_http),
+     "serve plain HTTP instead of HTTPS; only behind a TLS-terminating proxy")
+    ("tls-cert", po::value(&v.tls_cert)->value_name("FILE"),
+     "PEM certificate chain (default: a self-signed dev certificate made in the data dir)")
+    ("tls-key", po::value(&v.tls_key)->value_name("FILE"), "PEM private key for --tls-cert")
+    ("webhook-secret", po::value(&v.secrets)->composing()->value_name("whsec_..."),
+     "Svix signing secret; repeat (or separate with spaces) to accept several while rotating. "
+     "Prefer --webhook-secret-file: arguments are visible to other local users")
+    ("webhook-secret-file", po::value(&v.secret_file)->value_name("FILE"),
+     "file with one signing secret per line (default: a dev secret made in the data dir)")
+    ("timestamp-tolerance", po::value(&v.tolerance)->default_value(300),
+     "seconds a svix-timestamp may be away from now, either way")
+    ("delivery-retention-days", po::value(&v.retention_days)->default_value(14),
+     "how long svix-ids are remembered so redeliveries change nothing")
+    ("threads", po::value(&v.threads)->default_value(default_threads()),
+     "HTTP worker threads")
+    ("max-body-bytes", po::value(&v.body_limit)->default_value(1024 * 1024),
+     "largest request body accepted (413 beyond)")
+    ("max-header-bytes", po::value(&v.header_limit)->default_value(16 * 1024),
+     "largest request header block accepted (431 beyond)")
+    ("read-timeout", po::value(&v.read_timeout)->default_value(10),
+     "seconds for a TLS handshake, and for one whole request once it has started")
+    ("idle-timeout", po::value(&v.idle_timeout)->default_value(60),
+     "seconds a kept-alive connection may wait for its next request")
+    ("write-timeout", po::value(&v.write_timeout)->default_value(10),
+     "seconds to write a response")
+    ("max-connections", po::value(&v.max_connections)->default_value(1024),
+     "concurrent connections; more are closed at once")
+    ("writer-queue-limit", po::value(&v.queue_limit)->default_value(10000),
+     "events waiting for the writer before new ones get 503")
+    ("shutdown-timeout", po::value(&v.shutdown_timeout)->default_value(10),
+     "seconds SIGTERM waits for in-flight requests before stopping");
+}
+
+[[noreturn]] void invalid(const std::string& option, const std::string& problem) {
+  throw config_error("invalid --" + option + " (" + env_name(option) + "): " + problem);
+}
+
+long long in_range(const std::string& option, long long value, long long min, long long max) {
+  if (value < min || value > max) {
+    invalid(option, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                        ", got " + std::to_string(value));
+  }
+  return value;
+}
+
+template <class T>
+T in_range_as(const std::string& option, long long value, long long min, long long max) {
+  return static_cast<T>(in_range(option, value, min, max));
+}
+
+void parse_listen(const std::string& text, listen_config& out) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 == text.size()) {
+    invalid("listen", "expected HOST:PORT such as 0.0.0.0:8443 or [::1]:8443, got '" + text + "'");
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(host, ec);
+  if (ec) invalid("listen", "'" + host + "' is not an IP address (use 0.0.0.0, 127.0.0.1 or ::)");
+  const std::string port = text.substr(colon + 1);
+  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit)) {
+    invalid("listen", "port '" + port + "' is not a number");
+  }
+  out.address = host;
+  out.port = in_range_as<std::uint16_t>("listen", std::stoll(port), 0, 65535);
+}
+
+// Splits values on whitespace and commas, so one variable can carry several secrets.
+std::vector<std::string> split_secrets(const std::vector<std::string>& values) {
+  std::vector<std::string> out;
+  for (const std::string& value : values) {
+    std::string item;
+    std::istringstream in(value);
+    while (std::getline(in, item, ',')) {
+      std::istringstream words(item);
+      std::string word;
+      while (words >> word) out.push_back(word);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> read_secret_file(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) {
+    throw config_error("cannot read --webhook-secret-file " + file.string() +
+                       ": check the path and that this user may read it");
+  }
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] != '#') lines.push_back(line);
+  }
+  auto secrets = split_secrets(lines);
+  if (secrets.empty()) {
+    throw config_error("--webhook-secret-file " + file.string() +
+                       " holds no secret: put one whsec_... per line");
+  }
+  return secrets;
+}
+
+void check_secrets(const std::vector<std::string>& secrets, const std::string& source) {
+  for (std::size_t i = 0; i < secrets.size(); ++i) {
+    try {
+      webhook_secret::parse(secrets[i]);
+    } catch (const std::invalid_argument& e) {
+      throw config_error("webhook secret #" + std::to_string(i + 1) + " from " + source + ": " +
+                         e.what() + "; copy it again from the provider's webhook settings");
+    }
+  }
+}
+
+void check_log_level(const std::string& level) {
+  static const std::vector<std::string> levels = {"trace", "debug", "info", "warn",
+                                                  "error", "critical", "off"};
+  if (std::find(levels.begin(), levels.end(), level) == levels.end()) {
+    invalid("log-level", "'" + level + "' is not one of trace, debug, info, warn, error, off");
+  }
+}
+
+void convert_common(const raw_values& v, const environment& env, config& cfg) {
+  cfg.storage.data_dir = v.data_dir.empty() ? default_data_dir(env) : std::filesystem::path(v.data_dir);
+  cfg.storage.busy_timeout =
+      std::chrono::milliseconds(in_range("busy-timeout-ms", v.busy_timeout_ms, 0, 600000));
+  check_log_level(v.log_level);
+  cfg.runtime.log_level = v.log_level;
+}
+
+void convert_serve(const raw_values& v, config& cfg) {
+  parse_listen(v.listen, cfg.listen);
+  cfg.listen.plain_http = v.plain_http;
+  if (v.tls_cert.empty() != v.tls_key.empty()) {
+    invalid(v.tls_cert.empty() ? "tls-cert" : "tls-key",
+            "--tls-cert and --tls-key go together; give both, or neither for a dev certificate");
+  }
+  cfg.listen.tls_cert = v.tls_cert;
+  cfg.listen.tls_key = v.tls_key;
+  cfg.webhook.secrets = split_secrets(v.secrets);
+  check_secrets(cfg.webhook.secrets, "--webhook-secret/" + env_name("webhook-secret"));
+  if (!v.secret_file.empty()) {
+    cfg.webhook.secret_file = v.secret_file;
+    auto from_file = read_secret_file(v.secret_file);
+    check_secrets(from_file, v.secret_file);
+    cfg.webhook.secrets.insert(cfg.webhook.secrets.end(), from_file.begin(), from_file.end());
+  }
+  cfg.webhook.tolerance = std::chrono::seconds(in_range("timestamp-tolerance", v.tolerance, 1, 3600));
+  cfg.webhook.delivery_retention =
+      std::chrono::hours(24 * in_range("delivery-retention-days", v.retention_days, 1, 3650));
+  cfg.runtime.threads = in_range_as<unsigned>("threads", v.threads, 1, 256);
+  cfg.runtime.shutdown_timeout =
+      std::chrono::seconds(in_range("shutdown-timeout", v.shutdown_timeout, 0, 3600));
+  auto& l = cfg.limits;
+  l.body_limit = in_range_as<std::size_t>("max-body-bytes", v.body_limit, 1024, 64LL << 20);
+  l.header_limit = in_range_as<std::size_t>("max-header-bytes", v.header_limit, 1024, 1LL << 20);
+  l.read_timeout = std::chrono::seconds(in_range("read-timeout", v.read_timeout, 1, 3600));
+  l.idle_timeout = std::chrono::seconds(in_range("idle-timeout", v.idle_timeout, 1, 3600));
+  l.write_timeout = std::chrono::seconds(in_range("write-timeout", v.write_timeout, 1, 3600));
+  l.max_connections = in_range_as<std::size_t>("max-connections", v.max_connections, 1, 1000000);
+  cfg.storage.writer_queue_limit =
+      in_range_as<std::size_t>("writer-queue-limit", v.queue_limit, 1, 10000000);
+}
+
+// Maps USERSYNC_DATA_DIR to data-dir; other variables are not ours and are skipped.
+std::string env_to_option(const po::options_description& desc, const std::string& variable) {
+  if (variable.rfind(env_prefix, 0) != 0) return {};
+  std::string option;
+  for (char c : variable.substr(std::string(env_prefix).size())) {
+    option += c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return desc.find_nothrow(option, false) ? option : std::string{};
+}
+
+void store_all_sources(const po::options_description& desc, const std::vector<std::string>& args,
+                       const environment& env, po::variables_map& vm) {
+  po::store(po::command_line_parser(args).options(desc).run(), vm);
+  po::parsed_options from_env(&desc);
+  for (const auto& [name, value] : env) {
+    const std::string option = env_to_option(desc, name);
+    if (option.empty()) continue;
+    po::option opt(option, {value});
+    from_env.options.push_back(opt);
+  }
+  po::store(from_env, vm);
+  if (vm.count("config")) {
+    const auto file = vm["config"].as<std::string>();
+    std::ifstream in(file);
+    if (!in) throw config_error("cannot read --config file " + file + ": check the path");
+    try {
+      po::store(po::parse_config_file(in, desc, false), vm);
+    } catch (const po::error& e) {
+      throw config_error("config file " + file + ": " + e.what() +
+                         "; keys are the long option names, see --help");
+    }
+  }
+}
+
+}  // namespace
+
+environment read_environment(char** envp) {
+  environment env;
+  for (char** p = envp; p && *p; ++p) {
+    std::string entry(*p);
+    const auto eq = entry.find('=');
+    if (eq != std::string::npos) env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  return env;
+}
+
+std::filesystem::path default_data_dir(const environment& env) {
+  auto get = [&](const char* name) -> std::string {
+    auto it = env.find(name);
+    return it == env.end() ? std::string{} : it->second;
+  };
+  // systemd's StateDirectory= may list several, separated by ':'; the first is ours.
+  if (auto state = get("STATE_DIRECTORY"); !state.empty()) return state.substr(0, state.find(':'));
+  if (auto xdg = get("XDG_DATA_HOME"); !xdg.empty()) return std::filesystem::path(xdg) / "usersync";
+  if (auto home = get("HOME"); !home.empty()) {
+    return std::filesystem::path(home) / ".local" / "share" / "usersync";
+  }
+  throw config_error("cannot choose a data directory: HOME is not set; pass --data-dir DIR");
+}
+
+parsed_command parse_command(const std::string& subcommand, const std::vector<std::string>& args,
+                             const environment& env) {
+  raw_values v;
+  const bool serve = subcommand == "serve";
+  po::options_description desc("usersync " + subcommand + " options", 100, 50);
+  desc.add_options()("help,h", "show this help");
+  add_common_options(desc, v);
+  if (serve) add_serve_options(desc, v);
+
+  parsed_command out;
+  po::variables_map vm;
+  try {
+    store_all_sources(desc, args, env, vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw config_error(std::string(e.what()) + "; see usersync " + subcommand + " --help");
+  }
+  std::ostringstream help;
+  help << desc;
+  out.help_text = help.str();
+  out.help = vm.count("help") > 0;
+  if (out.help) return out;
+  convert_common(v, env, out.cfg);
+  if (serve) convert_serve(v, out.cfg);
+  return out;
+}
+
+}  // namespace usersync

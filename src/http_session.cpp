@@ -1,0 +1,242 @@
+#include "http_session.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <optional>
+#include <type_traits>
+
+#include "router.hpp"
+
+namespace usersync {
+namespace ssl = boost::asio::ssl;
+
+bool connection_registry::try_reserve() {
+  std::lock_guard lock(mutex_);
+  if (reserved_ >= limit_) return false;
+  ++reserved_;
+  return true;
+}
+
+void connection_registry::unreserve() {
+  std::lock_guard lock(mutex_);
+  --reserved_;
+}
+
+void connection_registry::add(session_base* s, std::weak_ptr<session_base> w) {
+  std::lock_guard lock(mutex_);
+  sessions_.emplace(s, std::move(w));
+}
+
+void connection_registry::remove(session_base* s) {
+  std::lock_guard lock(mutex_);
+  sessions_.erase(s);
+  --reserved_;
+}
+
+void connection_registry::drain_all() {
+  std::vector<std::shared_ptr<session_base>> live;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [ptr, weak] : sessions_) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) s->drain();  // outside the lock: drain() posts to the session's strand
+}
+
+std::size_t connection_registry::active() const {
+  std::lock_guard lock(mutex_);
+  return reserved_;
+}
+
+namespace {
+
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+using plain_stream = beast::tcp_stream;
+
+bool is_http_parse_error(const error_code& ec) {
+  return ec.category() == beast::http::make_error_code(http::error::bad_target).category();
+}
+
+template <class Stream>
+class http_session : public session_base, public std::enable_shared_from_this<http_session<Stream>> {
+  static constexpr bool tls = std::is_same_v<Stream, tls_stream>;
+
+ public:
+  template <class... StreamArgs>
+  http_session(const session_settings& settings, StreamArgs&&... stream_args)
+      : settings_(settings), stream_(std::forward<StreamArgs>(stream_args)...) {
+    error_code ec;
+    const auto peer = lowest().socket().remote_endpoint(ec);
+    remote_ = ec ? std::string("?") : peer.address().to_string();
+  }
+
+  ~http_session() override { settings_.registry.remove(this); }
+
+  void run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&http_session::on_run, this->shared_from_this()));
+  }
+
+  void drain() override {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      self->draining_ = true;
+      if (!self->busy_) self->lowest().cancel();  // an idle read ends; the session closes
+    });
+  }
+
+ private:
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  void on_run() {
+    if constexpr (tls) {
+      lowest().expires_after(settings_.limits.read_timeout);
+      stream_.async_handshake(ssl::stream_base::server,
+                              beast::bind_front_handler(&http_session::on_handshake,
+                                                        this->shared_from_this()));
+    } else {
+      do_read();
+    }
+  }
+
+  void on_handshake(error_code ec) {
+    if (ec) {
+      spdlog::debug("{} TLS handshake failed: {}", remote_, ec.message());
+      return;
+    }
+    do_read();
+  }
+
+  void do_read() {
+    if (draining_) return do_close();
+    parser_.emplace();
+    parser_->body_limit(settings_.limits.body_limit);
+    parser_->header_limit(static_cast<std::uint32_t>(settings_.limits.header_limit));
+    lowest().expires_after(requests_ == 0 ? settings_.limits.read_timeout
+                                          : settings_.limits.idle_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&http_session::on_read, this->shared_from_this()));
+  }
+
+  void on_read(error_code ec, std::size_t) {
+    if (ec == http::error::end_of_stream) return do_close();
+    if (ec == http::error::body_limit) {
+      return send_error(http::status::payload_too_large, "body_too_large",
+                        "the request body is larger than the configured limit");
+    }
+    if (ec == http::error::header_limit) {
+      return send_error(http::status::request_header_fields_too_large, "headers_too_large",
+                        "the request headers are larger than the configured limit");
+    }
+    if (ec && is_http_parse_error(ec)) {
+      return send_error(http::status::bad_request, "bad_request", "malformed HTTP request");
+    }
+    if (ec) {
+      spdlog::debug("{} connection closed while reading: {}", remote_, ec.message());
+      return;
+    }
+    ++requests_;
+    busy_ = true;
+    started_ = std::chrono::steady_clock::now();
+    req_ = parser_->release();
+    keep_alive_ = req_.keep_alive();
+    settings_.routes.handle(req_, [self = this->shared_from_this()](reply r) {
+      net::post(self->stream_.get_executor(),
+                [self, r = std::move(r)]() mutable { self->do_write(std::move(r)); });
+    });
+  }
+
+  void send_error(http::status status, std::string_view code, std::string_view message) {
+    busy_ = true;
+    keep_alive_ = false;
+    started_ = std::chrono::steady_clock::now();
+    req_ = {};
+    do_write(json_error(status, code, message));
+  }
+
+  void do_write(reply r) {
+    res_.emplace(std::move(r.res));
+    res_->version(req_.version() == 10 ? 10 : 11);
+    res_->set(http::field::server, "usersync");
+    res_->keep_alive(keep_alive_ && !draining_);
+    res_->prepare_payload();
+    log_request(r.log_note);
+    lowest().expires_after(settings_.limits.write_timeout);
+    http::async_write(stream_, *res_,
+                      beast::bind_front_handler(&http_session::on_write, this->shared_from_this()));
+  }
+
+  void log_request(const std::string& note) {
+    const auto elapsed = std::chrono::duration<double, std::milli>(
+        std::chrono::steady_clock::now() - started_);
+    const std::string_view target = req_.target();
+    spdlog::info("{} {} {} {} {:.2f}ms{}{}", remote_,
+                 req_.method() == http::verb::unknown ? "-" : req_.method_string(),
+                 target.empty() ? "-" : target.substr(0, target.find('?')),
+                 res_->result_int(), elapsed.count(), note.empty() ? "" : " ", note);
+  }
+
+  void on_write(error_code ec, std::size_t) {
+    busy_ = false;
+    if (ec) {
+      spdlog::debug("{} connection closed while writing: {}", remote_, ec.message());
+      return;
+    }
+    const bool again = res_->keep_alive();
+    res_.reset();
+    if (!again) return do_close();
+    do_read();
+  }
+
+  void do_close() {
+    if (closed_) return;
+    closed_ = true;
+    if constexpr (tls) {
+      lowest().expires_after(settings_.limits.write_timeout);
+      stream_.async_shutdown([self = this->shared_from_this()](error_code) {});
+    } else {
+      error_code ec;
+      lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
+  }
+
+  session_settings settings_;
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  request req_;
+  std::optional<response> res_;
+  std::string remote_;
+  std::chrono::steady_clock::time_point started_;
+  std::size_t requests_ = 0;
+  bool busy_ = false;
+  bool keep_alive_ = false;
+  bool draining_ = false;
+  bool closed_ = false;
+};
+
+template <class Session, class... Args>
+void launch(const session_settings& settings, Args&&... args) {
+  auto session = std::make_shared<Session>(settings, std::forward<Args>(args)...);
+  settings.registry.add(session.get(), session);
+  session->run();
+}
+
+}  // namespace
+
+void start_session(tcp::socket socket, ssl::context* tls, const session_settings& settings) {
+  if (tls != nullptr) {
+    launch<http_session<tls_stream>>(settings, std::move(socket), *tls);
+  } else {
+    launch<http_session<plain_stream>>(settings, std::move(socket));
+  }
+}
+
+}  // namespace usersync

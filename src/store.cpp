@@ -1,0 +1,357 @@
+#include "store.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include "time_format.hpp"
+
+namespace usersync {
+namespace sql {
+
+constexpr const char* seen_delivery = "SELECT 1 FROM webhook_deliveries WHERE svix_id = ?1";
+constexpr const char* record_delivery =
+    "INSERT INTO webhook_deliveries (svix_id, event_type, clerk_id, outcome, received_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)";
+constexpr const char* is_deleted = "SELECT 1 FROM deleted_users WHERE clerk_id = ?1";
+constexpr const char* find_user =
+    "SELECT id, provider_updated_ms, first_name, last_name FROM users WHERE clerk_id = ?1";
+constexpr const char* insert_user =
+    "INSERT INTO users (clerk_id, email, first_name, last_name, role, status, created_at,"
+    " updated_at, provider_updated_ms, synced_at, clerk_json)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+constexpr const char* update_user =
+    "UPDATE users SET clerk_id = ?1, email = ?2, first_name = ?3, last_name = ?4, role = ?5,"
+    " status = ?6, created_at = ?7, updated_at = ?8, provider_updated_ms = ?9,"
+    " synced_at = ?10, clerk_json = ?11 WHERE id = ?12";
+constexpr const char* put_data =
+    "INSERT INTO user_data (user_id, key, value, updated_at) VALUES (?1, ?2, json(?3), ?4)"
+    " ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value,"
+    " updated_at = excluded.updated_at";
+// Appends {first_name, last_name, timestamp} to the user's name_history array.
+constexpr const char* append_name =
+    "INSERT INTO user_data (user_id, key, value, updated_at) VALUES (?1, 'name_history',"
+    " json_array(json_object('first_name', ?2, 'last_name', ?3, 'timestamp', ?4)), ?5)"
+    " ON CONFLICT (user_id, key) DO UPDATE SET value = json_insert(user_data.value, '$[#]',"
+    " json_object('first_name', ?2, 'last_name', ?3, 'timestamp', ?4)), updated_at = ?5";
+constexpr const char* delete_user = "DELETE FROM users WHERE clerk_id = ?1";
+constexpr const char* insert_tombstone =
+    "INSERT INTO deleted_users (clerk_id, deleted_at, svix_id) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (clerk_id) DO NOTHING";
+constexpr const char* record_rejected =
+    "INSERT INTO rejected_deliveries (svix_id, received_at, error, body) VALUES (?1, ?2, ?3, ?4)";
+constexpr const char* prune_deliveries = "DELETE FROM webhook_deliveries WHERE received_at < ?1";
+constexpr const char* prune_rejected = "DELETE FROM rejected_deliveries WHERE received_at < ?1";
+
+}  // namespace sql
+
+// Statements prepared once per connection, after migrations have created the tables.
+struct store::statements {
+  explicit statements(SQLite::Database& db)
+      : seen_delivery(db, sql::seen_delivery),
+        record_delivery(db, sql::record_delivery),
+        is_deleted(db, sql::is_deleted),
+        find_user(db, sql::find_user),
+        insert_user(db, sql::insert_user),
+        update_user(db, sql::update_user),
+        put_data(db, sql::put_data),
+        append_name(db, sql::append_name),
+        delete_user(db, sql::delete_user),
+        insert_tombstone(db, sql::insert_tombstone) {}
+
+  SQLite::Statement seen_delivery, record_delivery, is_deleted, find_user, insert_user,
+      update_user, put_data, append_name, delete_user, insert_tombstone;
+};
+
+namespace {
+
+// Resets a cached statement before use (a previous use may have thrown mid-step) and after.
+class statement_use {
+ public:
+  explicit statement_use(SQLite::Statement& s) : s_(s) {
+    s_.tryReset();
+    s_.clearBindings();
+  }
+  ~statement_use() { s_.tryReset(); }
+  statement_use(const statement_use&) = delete;
+  statement_use& operator=(const statement_use&) = delete;
+  SQLite::Statement* operator->() { return &s_; }
+  SQLite::Statement& operator*() { return s_; }
+
+ private:
+  SQLite::Statement& s_;
+};
+
+void bind_optional(SQLite::Statement& s, int index, const std::optional<std::string>& value) {
+  if (value) {
+    s.bind(index, *value);
+  } else {
+    s.bind(index);  // NULL
+  }
+}
+
+storage_failure classify(int sqlite_code) {
+  switch (sqlite_code & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return storage_failure::busy;
+    case SQLITE_FULL:
+      return storage_failure::full;
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_PROTOCOL:
+      return storage_failure::io;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return storage_failure::corrupt;
+    default:
+      return storage_failure::other;
+  }
+}
+
+// Runs `work`, turning SQLite's exceptions into storage_error for callers.
+template <class Work>
+auto translate_errors(const std::filesystem::path& file, Work&& work) -> decltype(work()) {
+  try {
+    return work();
+  } catch (const SQLite::Exception& e) {
+    throw storage_error(classify(e.getErrorCode()), file.string() + ": " + e.what());
+  }
+}
+
+// Creates the database file owner-only before SQLite opens it, so it is never briefly
+// readable by others whatever the umask. SQLite gives -wal and -shm the same mode.
+void create_private_file(const std::filesystem::path& file) {
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    throw storage_error(storage_failure::io,
+                        "cannot create " + file.string() + ": " + std::strerror(errno));
+  }
+  ::close(fd);
+}
+
+void configure_connection(SQLite::Database& db, const store_options& options) {
+  db.setBusyTimeout(static_cast<int>(options.busy_timeout.count()));
+  const std::string mode = db.execAndGet("PRAGMA journal_mode = WAL").getString();
+  if (mode != "wal") {
+    throw storage_error(storage_failure::other,
+                        db.getFilename() + ": could not switch to WAL mode (got " + mode + ")");
+  }
+  db.exec("PRAGMA synchronous = FULL");
+  db.exec("PRAGMA foreign_keys = ON");
+}
+
+bool exists(statement_use& s) { return s->executeStep(); }
+
+}  // namespace
+
+std::string_view to_string(apply_outcome outcome) {
+  switch (outcome) {
+    case apply_outcome::applied: return "applied";
+    case apply_outcome::duplicate: return "duplicate";
+    case apply_outcome::stale: return "stale";
+    case apply_outcome::ignored: return "ignored";
+  }
+  return "unknown";
+}
+
+store::store(const std::filesystem::path& db_file, const store_options& options)
+    : file_(db_file) {
+  translate_errors(file_, [&] {
+    if (!std::filesystem::exists(file_)) create_private_file(file_);
+    db_ = std::make_unique<SQLite::Database>(file_, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    configure_connection(*db_, options);
+    return 0;
+  });
+}
+
+store::~store() = default;
+
+migration_report store::migrate() {
+  return translate_errors(file_, [&] {
+    auto report = apply_migrations(*db_);
+    stmts_ = std::make_unique<statements>(*db_);
+    return report;
+  });
+}
+
+apply_outcome store::apply(const delivery& d) {
+  return translate_errors(file_, [&] {
+    SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    const apply_outcome outcome = apply_in_transaction(d);
+    if (outcome == apply_outcome::duplicate) return outcome;  // rolled back: nothing to write
+    tx.commit();
+    return outcome;
+  });
+}
+
+apply_outcome store::apply_in_transaction(const delivery& d) {
+  {
+    statement_use seen(stmts_->seen_delivery);
+    seen->bind(1, d.svix_id);
+    if (exists(seen)) return apply_outcome::duplicate;
+  }
+  apply_outcome outcome = apply_outcome::ignored;
+  switch (d.event.kind) {
+    case event_kind::user_created:
+    case event_kind::user_updated: outcome = upsert_user(d); break;
+    case event_kind::user_deleted: outcome = delete_user(d); break;
+    case event_kind::other: break;
+  }
+  statement_use record(stmts_->record_delivery);
+  record->bind(1, d.svix_id);
+  record->bind(2, d.event.type);
+  bind_optional(*record, 3, d.event.subject_id);
+  record->bind(4, std::string(to_string(outcome)));
+  record->bind(5, iso8601_utc(d.received_at));
+  record->exec();
+  return outcome;
+}
+
+namespace {
+
+struct stored_user {
+  std::int64_t id;
+  std::int64_t provider_updated_ms;
+  std::optional<std::string> first_name;
+  std::optional<std::string> last_name;
+};
+
+std::optional<std::string> optional_text(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return c.getString();
+}
+
+void bind_user_columns(SQLite::Statement& s, const user_profile& u, sys_time synced_at) {
+  s.bind(1, u.clerk_id);
+  bind_optional(s, 2, u.primary_email);
+  bind_optional(s, 3, u.first_name);
+  bind_optional(s, 4, u.last_name);
+  s.bind(5, u.role);
+  s.bind(6, u.status);
+  s.bind(7, iso8601_utc(u.created_at_ms));
+  s.bind(8, iso8601_utc(u.updated_at_ms));
+  s.bind(9, static_cast<std::int64_t>(u.updated_at_ms));
+  s.bind(10, iso8601_utc(synced_at));
+  s.bind(11, u.data_json);
+}
+
+}  // namespace
+
+apply_outcome store::upsert_user(const delivery& d) {
+  const user_profile& u = *d.event.user;
+  {
+    statement_use deleted(stmts_->is_deleted);
+    deleted->bind(1, u.clerk_id);
+    if (exists(deleted)) return apply_outcome::stale;  // a late event for a deleted user
+  }
+  std::optional<stored_user> current;
+  {
+    statement_use find(stmts_->find_user);
+    find->bind(1, u.clerk_id);
+    if (find->executeStep()) {
+      current = stored_user{find->getColumn(0).getInt64(), find->getColumn(1).getInt64(),
+                            optional_text(find->getColumn(2)), optional_text(find->getColumn(3))};
+    }
+  }
+  // Order comes from the provider's updated_at: an equal or older version changes nothing.
+  if (current && u.updated_at_ms <= current->provider_updated_ms) return apply_outcome::stale;
+
+  const std::string now = iso8601_utc(d.received_at);
+  std::int64_t user_id = 0;
+  if (current) {
+    statement_use update(stmts_->update_user);
+    bind_user_columns(*update, u, d.received_at);
+    update->bind(12, static_cast<std::int64_t>(current->id));
+    update->exec();
+    user_id = current->id;
+  } else {
+    statement_use insert(stmts_->insert_user);
+    bind_user_columns(*insert, u, d.received_at);
+    insert->exec();
+    user_id = db_->getLastInsertRowid();
+    // A user we first hear of (user.created, or user.updated for an unknown user) gets its
+    // sign-up data once.
+    for (const auto& [key, json] :
+         {std::pair<const char*, std::string>{"signup_date",
+                                              "\"" + iso8601_utc(u.created_at_ms) + "\""},
+          std::pair<const char*, std::string>{"signup_source", "\"clerk\""}}) {
+      statement_use put(stmts_->put_data);
+      put->bind(1, static_cast<std::int64_t>(user_id));
+      put->bind(2, key);
+      put->bind(3, json);
+      put->bind(4, now);
+      put->exec();
+    }
+  }
+  // The first known name starts the history; every change after it is appended.
+  if (!current || current->first_name != u.first_name || current->last_name != u.last_name) {
+    statement_use append(stmts_->append_name);
+    append->bind(1, static_cast<std::int64_t>(user_id));
+    bind_optional(*append, 2, u.first_name);
+    bind_optional(*append, 3, u.last_name);
+    append->bind(4, iso8601_utc(u.updated_at_ms));
+    append->bind(5, now);
+    append->exec();
+  }
+  return apply_outcome::applied;
+}
+
+apply_outcome store::delete_user(const delivery& d) {
+  const std::string& clerk_id = *d.event.subject_id;
+  {
+    statement_use deleted(stmts_->is_deleted);
+    deleted->bind(1, clerk_id);
+    if (exists(deleted)) return apply_outcome::stale;  // already deleted by another delivery
+  }
+  {
+    statement_use del(stmts_->delete_user);  // user_data goes with it (ON DELETE CASCADE)
+    del->bind(1, clerk_id);
+    del->exec();
+  }
+  statement_use tombstone(stmts_->insert_tombstone);
+  tombstone->bind(1, clerk_id);
+  tombstone->bind(2, iso8601_utc(d.received_at));
+  tombstone->bind(3, d.svix_id);
+  tombstone->exec();
+  return apply_outcome::applied;
+}
+
+void store::record_rejected(const rejected_delivery& r) {
+  translate_errors(file_, [&] {
+    SQLite::Statement insert(*db_, sql::record_rejected);
+    insert.bind(1, r.svix_id);
+    insert.bind(2, iso8601_utc(r.received_at));
+    insert.bind(3, r.error);
+    insert.bind(4, r.body);
+    return insert.exec();  // autocommit: one statement, one durable transaction
+  });
+}
+
+std::int64_t store::prune_deliveries(sys_time cutoff) {
+  return translate_errors(file_, [&] {
+    SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    std::int64_t removed = 0;
+    for (const char* text : {sql::prune_deliveries, sql::prune_rejected}) {
+      SQLite::Statement prune(*db_, text);
+      prune.bind(1, iso8601_utc(cutoff));
+      removed += prune.exec();
+    }
+    tx.commit();
+    return removed;
+  });
+}
+
+void store::checkpoint() {
+  translate_errors(file_, [&] { return db_->exec("PRAGMA wal_checkpoint(TRUNCATE)"); });
+}
+
+}  // namespace usersync

@@ -1,0 +1,37 @@
+#pragma once
+// POST /webhooks/clerk: verify -> decode -> writer, and the one table that maps each
+// outcome to an HTTP status. Runs on HTTP threads; the response is sent from the writer's
+// completion, after the commit.
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "router.hpp"
+#include "svix_verify.hpp"
+
+namespace usersync {
+
+class writer;
+struct write_result;
+
+using clock_fn = std::function<std::chrono::system_clock::time_point()>;
+
+class webhook_handler {
+ public:
+  webhook_handler(writer& w, std::vector<webhook_secret> secrets, std::chrono::seconds tolerance,
+                  clock_fn now = std::chrono::system_clock::now);
+
+  void operator()(const request& req, responder respond) const;
+
+ private:
+  writer& writer_;
+  std::shared_ptr<const std::vector<webhook_secret>> secrets_;
+  std::chrono::seconds tolerance_;
+  clock_fn now_;
+};
+
+// The status table: an outcome or a storage failure to a response.
+reply reply_for(const write_result& result);
+
+}  // namespace usersync
