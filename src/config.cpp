@@ -26,7 +26,8 @@ std::string env_name(const std::string& option) {
 // Raw values as the user wrote them; converted and validated into `config` afterwards.
 struct raw_values {
   std::string config_file, data_dir, listen, tls_cert, tls_key, secret_file, log_level;
-  std::vector<std::string> secrets;
+  std::vector<std::string> secrets, query_tokens;
+  std::string query_token_file;
   bool plain_http = false;
   long long body_limit = 0, header_limit = 0, read_timeout = 0, idle_timeout = 0,
             write_timeout = 0, max_connections = 0, tolerance = 0, retention_days = 0,
@@ -77,6 +78,11 @@ void add_serve_options(po::options_description& desc, raw_values& v) {
      "Prefer --webhook-secret-file: arguments are visible to other local users")
     ("webhook-secret-file", po::value(&v.secret_file)->value_name("FILE"),
      "file with one signing secret per line (default: a dev secret made in the data dir)")
+    ("query-token", po::value(&v.query_tokens)->composing()->value_name("TOKEN"),
+     "bearer token for the /v1 query API; repeat (or separate with spaces) for several. "
+     "Prefer --query-token-file")
+    ("query-token-file", po::value(&v.query_token_file)->value_name("FILE"),
+     "file with one query token per line (default: a dev token made in the data dir)")
     ("timestamp-tolerance", po::value(&v.tolerance)->default_value(300),
      "seconds a svix-timestamp may be away from now, either way")
     ("delivery-retention-days", po::value(&v.retention_days)->default_value(14),
@@ -136,8 +142,8 @@ void parse_listen(const std::string& text, listen_config& out) {
   out.port = in_range_as<std::uint16_t>("listen", std::stoll(port), 0, 65535);
 }
 
-// Splits values on whitespace and commas, so one variable can carry several secrets.
-std::vector<std::string> split_secrets(const std::vector<std::string>& values) {
+// Splits values on whitespace and commas, so one variable can carry several secrets or tokens.
+std::vector<std::string> split_values(const std::vector<std::string>& values) {
   std::vector<std::string> out;
   for (const std::string& value : values) {
     std::string item;
@@ -151,22 +157,36 @@ std::vector<std::string> split_secrets(const std::vector<std::string>& values) {
   return out;
 }
 
-std::vector<std::string> read_secret_file(const std::filesystem::path& file) {
+// One value per line; '#' starts a comment line. `option` names the flag in messages.
+std::vector<std::string> read_list_file(const std::filesystem::path& file, const std::string& option) {
   std::ifstream in(file);
   if (!in) {
-    throw config_error("cannot read --webhook-secret-file " + file.string() +
+    throw config_error("cannot read --" + option + " " + file.string() +
                        ": check the path and that this user may read it");
   }
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) {
     if (!line.empty() && line[0] != '#') lines.push_back(line);
   }
-  auto secrets = split_secrets(lines);
-  if (secrets.empty()) {
-    throw config_error("--webhook-secret-file " + file.string() +
-                       " holds no secret: put one whsec_... per line");
+  auto values = split_values(lines);
+  if (values.empty()) throw config_error("--" + option + " " + file.string() + " is empty: put one value per line");
+  return values;
+}
+
+void convert_query_tokens(const raw_values& v, config& cfg) {
+  cfg.query.tokens = split_values(v.query_tokens);
+  if (!v.query_token_file.empty()) {
+    cfg.query.token_file = v.query_token_file;
+    auto from_file = read_list_file(v.query_token_file, "query-token-file");
+    cfg.query.tokens.insert(cfg.query.tokens.end(), from_file.begin(), from_file.end());
   }
-  return secrets;
+  for (const auto& token : cfg.query.tokens) {
+    if (token.size() < 16) invalid("query-token", "tokens must be at least 16 characters (use `openssl rand -hex 24`)");
+    // One credential per purpose: a webhook secret must never open the query API.
+    if (std::find(cfg.webhook.secrets.begin(), cfg.webhook.secrets.end(), token) != cfg.webhook.secrets.end()) {
+      invalid("query-token", "a query token must differ from every webhook secret");
+    }
+  }
 }
 
 void check_secrets(const std::vector<std::string>& secrets, const std::string& source) {
@@ -205,14 +225,15 @@ void convert_serve(const raw_values& v, config& cfg) {
   }
   cfg.listen.tls_cert = v.tls_cert;
   cfg.listen.tls_key = v.tls_key;
-  cfg.webhook.secrets = split_secrets(v.secrets);
+  cfg.webhook.secrets = split_values(v.secrets);
   check_secrets(cfg.webhook.secrets, "--webhook-secret/" + env_name("webhook-secret"));
   if (!v.secret_file.empty()) {
     cfg.webhook.secret_file = v.secret_file;
-    auto from_file = read_secret_file(v.secret_file);
+    auto from_file = read_list_file(v.secret_file, "webhook-secret-file");
     check_secrets(from_file, v.secret_file);
     cfg.webhook.secrets.insert(cfg.webhook.secrets.end(), from_file.begin(), from_file.end());
   }
+  convert_query_tokens(v, cfg);
   cfg.webhook.tolerance = std::chrono::seconds(in_range("timestamp-tolerance", v.tolerance, 1, 3600));
   cfg.webhook.delivery_retention =
       std::chrono::hours(24 * in_range("delivery-retention-days", v.retention_days, 1, 3650));

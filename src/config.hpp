@@ -37,6 +37,11 @@ struct webhook_config {
   std::chrono::hours delivery_retention{24 * 14};  // how long svix-ids are remembered
 };
 
+struct query_config {
+  std::vector<std::string> tokens;  // bearer tokens for /v1; several while rotating
+  std::filesystem::path token_file; // one token per line
+};
+
 struct storage_config {
   std::filesystem::path data_dir;
   std::chrono::milliseconds busy_timeout{5000};
@@ -53,6 +58,7 @@ struct config {
   listen_config listen;
   limits_config limits;
   webhook_config webhook;
+  query_config query;
   storage_config storage;
   runtime_config runtime;
 };

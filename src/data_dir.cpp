@@ -102,16 +102,39 @@ void write_private_file(const fs::path& file, const std::string& content) {
   }
 }
 
-dev_secret load_or_create_dev_secret(const fs::path& dir) {
-  dev_secret out{{}, dir / "dev-webhook-secret", false};
+namespace {
+
+template <class Make>
+dev_credential load_or_create(const fs::path& file, Make make) {
+  dev_credential out{{}, file, false};
   if (std::ifstream in(out.file); in) {
-    std::getline(in, out.secret);
-    if (!out.secret.empty()) return out;
+    std::getline(in, out.value);
+    if (!out.value.empty()) return out;
   }
-  out.secret = "whsec_" + base64_encode(random_bytes(24));
-  write_private_file(out.file, out.secret + "\n");
+  out.value = make();
+  write_private_file(out.file, out.value + "\n");
   out.created = true;
   return out;
+}
+
+}  // namespace
+
+dev_credential load_or_create_dev_secret(const fs::path& dir) {
+  return load_or_create(dir / "dev-webhook-secret",
+                        [] { return "whsec_" + base64_encode(random_bytes(24)); });
+}
+
+dev_credential load_or_create_dev_query_token(const fs::path& dir) {
+  return load_or_create(dir / "dev-query-token", [] {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string hex;
+    for (char c : random_bytes(24)) {
+      const auto byte = static_cast<unsigned char>(c);
+      hex += digits[byte >> 4];
+      hex += digits[byte & 0xf];
+    }
+    return hex;
+  });
 }
 
 }  // namespace usersync

@@ -32,12 +32,15 @@ std::filesystem::path database_path(const std::filesystem::path& dir);
 // Writes `content` to `file` with mode 0600, atomically (temporary file, fsync, rename).
 void write_private_file(const std::filesystem::path& file, const std::string& content);
 
-// Reads the dev webhook secret at DIR/dev-webhook-secret, making one on first run.
-struct dev_secret {
-  std::string secret;
+// A credential made on first run so the service works out of the box, reused afterwards.
+struct dev_credential {
+  std::string value;
   std::filesystem::path file;
   bool created = false;
 };
-dev_secret load_or_create_dev_secret(const std::filesystem::path& dir);
+// DIR/dev-webhook-secret: "whsec_" + base64 of 24 random bytes.
+dev_credential load_or_create_dev_secret(const std::filesystem::path& dir);
+// DIR/dev-query-token: 48 random hex characters.
+dev_credential load_or_create_dev_query_token(const std::filesystem::path& dir);
 
 }  // namespace usersync

@@ -1,6 +1,6 @@
 #pragma once
-// Maps (verb, path) to handlers. Handlers hold no socket: they get a request and answer
-// through a responder, from any thread, exactly once.
+// Maps (verb, path pattern) to handlers. Handlers hold no socket: they get a request and
+// answer through a responder, from any thread, exactly once.
 #include <functional>
 #include <string>
 #include <string_view>
@@ -20,7 +20,9 @@ struct reply {
 };
 
 using responder = std::function<void(reply)>;
-using handler = std::function<void(const request&, responder)>;
+// The percent-decoded values of a pattern's {name} segments, in order.
+using path_params = std::vector<std::string>;
+using handler = std::function<void(const request&, const path_params&, responder)>;
 
 // A JSON response; `json` is already serialized.
 reply json_reply(http::status status, std::string json);
@@ -29,17 +31,18 @@ reply json_error(http::status status, std::string_view code, std::string_view me
 
 class router {
  public:
-  void add(http::verb verb, std::string path, handler h);
+  // `pattern` is a path whose segments are literal or {name}, e.g. "/v1/users/{id}/data".
+  void add(http::verb verb, std::string_view pattern, handler h);
 
   // Routes by the path without its query string: 404 for an unknown path, 405 (with Allow)
-  // for a known path and another verb. An exception escaping a handler becomes a JSON 500
-  // here, the one place that catches them.
+  // for a known path and another verb, 400 for a malformed escape. An exception escaping a
+  // handler becomes a JSON 500 here, the one place that catches them.
   void handle(const request& req, const responder& respond) const;
 
  private:
   struct route {
     http::verb verb;
-    std::string path;
+    std::vector<std::string> segments;  // "{}" for a parameter
     handler h;
   };
   std::vector<route> routes_;

@@ -11,10 +11,13 @@
 #include <vector>
 
 #include "data_dir.hpp"
+#include "bearer_auth.hpp"
 #include "http_session.hpp"
 #include "listener.hpp"
+#include "query_api.hpp"
 #include "router.hpp"
 #include "store.hpp"
+#include "store_reader.hpp"
 #include "tls.hpp"
 #include "version.hpp"
 #include "webhook_handler.hpp"
@@ -26,15 +29,24 @@ namespace {
 std::vector<webhook_secret> load_secrets(const config& cfg) {
   std::vector<std::string> texts = cfg.webhook.secrets;
   if (texts.empty()) {
-    const dev_secret dev = load_or_create_dev_secret(cfg.storage.data_dir);
+    const dev_credential dev = load_or_create_dev_secret(cfg.storage.data_dir);
     spdlog::warn("no webhook secret configured: using the dev secret in {} ({}); for production "
                  "set --webhook-secret-file to the provider's signing secret",
                  dev.file.string(), dev.created ? "created now" : "made on an earlier run");
-    texts.push_back(dev.secret);
+    texts.push_back(dev.value);
   }
   std::vector<webhook_secret> secrets;
   for (const auto& text : texts) secrets.push_back(webhook_secret::parse(text));
   return secrets;
+}
+
+std::vector<std::string> load_query_tokens(const config& cfg) {
+  if (!cfg.query.tokens.empty()) return cfg.query.tokens;
+  const dev_credential dev = load_or_create_dev_query_token(cfg.storage.data_dir);
+  spdlog::warn("no query token configured: the /v1 API takes the dev token in {} ({}); for "
+               "production set --query-token-file", dev.file.string(),
+               dev.created ? "created now" : "made on an earlier run");
+  return {dev.value};
 }
 
 std::unique_ptr<boost::asio::ssl::context> load_tls(const config& cfg) {
@@ -78,6 +90,8 @@ class service {
   store store_;
   connection_registry registry_;
   router router_;
+  std::unique_ptr<reader_pool> readers_;
+  std::unique_ptr<bearer_auth> auth_;
   std::unique_ptr<boost::asio::ssl::context> tls_;
 };
 
@@ -93,9 +107,14 @@ void service::migrate() {
 
 void service::add_routes(writer& w) {
   router_.add(http::verb::get, "/healthz",
-              [](const request&, const responder& respond) { respond(json_reply(http::status::ok, R"({"status":"ok"})")); });
+              [](const request&, const path_params&, const responder& respond) { respond(json_reply(http::status::ok, R"({"status":"ok"})")); });
   router_.add(http::verb::post, "/webhooks/clerk",
               webhook_handler(w, load_secrets(cfg_), cfg_.webhook.tolerance));
+  // One reader per HTTP thread: a query never waits for a connection, nor for the writer.
+  readers_ = std::make_unique<reader_pool>(store_.file(), cfg_.runtime.threads,
+                                           static_cast<int>(cfg_.storage.busy_timeout.count()));
+  auth_ = std::make_unique<bearer_auth>(load_query_tokens(cfg_));
+  add_query_routes(router_, *auth_, *readers_);
 }
 
 int service::run() {

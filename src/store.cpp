@@ -11,9 +11,13 @@
 #include <cstring>
 #include <optional>
 
+#include "store_internal.hpp"
 #include "time_format.hpp"
 
 namespace usersync {
+using detail::statement_use;
+using detail::translate_errors;
+
 namespace sql {
 
 constexpr const char* seen_delivery = "SELECT 1 FROM webhook_deliveries WHERE svix_id = ?1";
@@ -25,12 +29,12 @@ constexpr const char* find_user =
     "SELECT id, provider_updated_ms, first_name, last_name FROM users WHERE clerk_id = ?1";
 constexpr const char* insert_user =
     "INSERT INTO users (clerk_id, email, first_name, last_name, role, status, created_at,"
-    " updated_at, provider_updated_ms, synced_at, clerk_json)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    " updated_at, provider_updated_ms, synced_at, clerk_json, change_seq)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 constexpr const char* update_user =
     "UPDATE users SET clerk_id = ?1, email = ?2, first_name = ?3, last_name = ?4, role = ?5,"
     " status = ?6, created_at = ?7, updated_at = ?8, provider_updated_ms = ?9,"
-    " synced_at = ?10, clerk_json = ?11 WHERE id = ?12";
+    " synced_at = ?10, clerk_json = ?11, change_seq = ?12 WHERE id = ?13";
 constexpr const char* put_data =
     "INSERT INTO user_data (user_id, key, value, updated_at) VALUES (?1, ?2, json(?3), ?4)"
     " ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value,"
@@ -43,8 +47,11 @@ constexpr const char* append_name =
     " json_object('first_name', ?2, 'last_name', ?3, 'timestamp', ?4)), updated_at = ?5";
 constexpr const char* delete_user = "DELETE FROM users WHERE clerk_id = ?1";
 constexpr const char* insert_tombstone =
-    "INSERT INTO deleted_users (clerk_id, deleted_at, svix_id) VALUES (?1, ?2, ?3)"
+    "INSERT INTO deleted_users (clerk_id, deleted_at, svix_id, change_seq) VALUES (?1, ?2, ?3, ?4)"
     " ON CONFLICT (clerk_id) DO NOTHING";
+// The feed's position for a change; the single writer makes it increase in commit order.
+constexpr const char* next_change_seq =
+    "UPDATE change_sequence SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq";
 constexpr const char* record_rejected =
     "INSERT INTO rejected_deliveries (svix_id, received_at, error, body) VALUES (?1, ?2, ?3, ?4)";
 constexpr const char* prune_deliveries = "DELETE FROM webhook_deliveries WHERE received_at < ?1";
@@ -64,66 +71,20 @@ struct store::statements {
         put_data(db, sql::put_data),
         append_name(db, sql::append_name),
         delete_user(db, sql::delete_user),
-        insert_tombstone(db, sql::insert_tombstone) {}
+        insert_tombstone(db, sql::insert_tombstone),
+        next_change_seq(db, sql::next_change_seq) {}
 
   SQLite::Statement seen_delivery, record_delivery, is_deleted, find_user, insert_user,
-      update_user, put_data, append_name, delete_user, insert_tombstone;
+      update_user, put_data, append_name, delete_user, insert_tombstone, next_change_seq;
 };
 
 namespace {
-
-// Resets a cached statement before use (a previous use may have thrown mid-step) and after.
-class statement_use {
- public:
-  explicit statement_use(SQLite::Statement& s) : s_(s) {
-    s_.tryReset();
-    s_.clearBindings();
-  }
-  ~statement_use() { s_.tryReset(); }
-  statement_use(const statement_use&) = delete;
-  statement_use& operator=(const statement_use&) = delete;
-  SQLite::Statement* operator->() { return &s_; }
-  SQLite::Statement& operator*() { return s_; }
-
- private:
-  SQLite::Statement& s_;
-};
 
 void bind_optional(SQLite::Statement& s, int index, const std::optional<std::string>& value) {
   if (value) {
     s.bind(index, *value);
   } else {
     s.bind(index);  // NULL
-  }
-}
-
-storage_failure classify(int sqlite_code) {
-  switch (sqlite_code & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return storage_failure::busy;
-    case SQLITE_FULL:
-      return storage_failure::full;
-    case SQLITE_IOERR:
-    case SQLITE_CANTOPEN:
-    case SQLITE_READONLY:
-    case SQLITE_PROTOCOL:
-      return storage_failure::io;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return storage_failure::corrupt;
-    default:
-      return storage_failure::other;
-  }
-}
-
-// Runs `work`, turning SQLite's exceptions into storage_error for callers.
-template <class Work>
-auto translate_errors(const std::filesystem::path& file, Work&& work) -> decltype(work()) {
-  try {
-    return work();
-  } catch (const SQLite::Exception& e) {
-    throw storage_error(classify(e.getErrorCode()), file.string() + ": " + e.what());
   }
 }
 
@@ -146,6 +107,9 @@ void configure_connection(SQLite::Database& db, const store_options& options) {
                         db.getFilename() + ": could not switch to WAL mode (got " + mode + ")");
   }
   db.exec("PRAGMA synchronous = FULL");
+  // Once a long reader (an admin's shell) lets a checkpoint finish, the WAL file is cut back
+  // to this size instead of keeping its high-water mark.
+  db.exec("PRAGMA journal_size_limit = 4194304");
   db.exec("PRAGMA foreign_keys = ON");
 }
 
@@ -270,12 +234,14 @@ apply_outcome store::upsert_user(const delivery& d) {
   if (current) {
     statement_use update(stmts_->update_user);
     bind_user_columns(*update, u, d.received_at);
-    update->bind(12, static_cast<std::int64_t>(current->id));
+    update->bind(12, next_change_seq());
+    update->bind(13, static_cast<std::int64_t>(current->id));
     update->exec();
     user_id = current->id;
   } else {
     statement_use insert(stmts_->insert_user);
     bind_user_columns(*insert, u, d.received_at);
+    insert->bind(12, next_change_seq());
     insert->exec();
     user_id = db_->getLastInsertRowid();
     // A user we first hear of (user.created, or user.updated for an unknown user) gets its
@@ -305,6 +271,12 @@ apply_outcome store::upsert_user(const delivery& d) {
   return apply_outcome::applied;
 }
 
+std::int64_t store::next_change_seq() {
+  statement_use next(stmts_->next_change_seq);
+  if (!next->executeStep()) throw storage_error(storage_failure::other, "change_sequence has no row");
+  return next->getColumn(0).getInt64();
+}
+
 apply_outcome store::delete_user(const delivery& d) {
   const std::string& clerk_id = *d.event.subject_id;
   {
@@ -321,6 +293,7 @@ apply_outcome store::delete_user(const delivery& d) {
   tombstone->bind(1, clerk_id);
   tombstone->bind(2, iso8601_utc(d.received_at));
   tombstone->bind(3, d.svix_id);
+  tombstone->bind(4, next_change_seq());
   tombstone->exec();
   return apply_outcome::applied;
 }

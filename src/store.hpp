@@ -97,6 +97,7 @@ class store {
   apply_outcome apply_in_transaction(const delivery& d);
   apply_outcome upsert_user(const delivery& d);
   apply_outcome delete_user(const delivery& d);
+  std::int64_t next_change_seq();
 
   std::filesystem::path file_;
   std::unique_ptr<SQLite::Database> db_;

@@ -69,7 +69,7 @@ webhook_handler::webhook_handler(writer& w, std::vector<webhook_secret> secrets,
       tolerance_(tolerance),
       now_(std::move(now)) {}
 
-void webhook_handler::operator()(const request& req, responder respond) const {
+void webhook_handler::operator()(const request& req, const path_params&, responder respond) const {
   const webhook_headers headers = read_headers(req);
   const auto received_at = now_();
   // Verify before parsing: nothing in an unauthenticated body is ever looked at.

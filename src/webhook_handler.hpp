@@ -22,7 +22,7 @@ class webhook_handler {
   webhook_handler(writer& w, std::vector<webhook_secret> secrets, std::chrono::seconds tolerance,
                   clock_fn now = std::chrono::system_clock::now);
 
-  void operator()(const request& req, responder respond) const;
+  void operator()(const request& req, const path_params&, responder respond) const;
 
  private:
   writer& writer_;

@@ -69,13 +69,39 @@ TEST_CASE("the schema's tables are STRICT") {
 TEST_CASE("migrating an up-to-date database changes nothing and keeps its data") {
   fresh_db f;
   apply_migrations(f.db);
-  f.db.exec("INSERT INTO deleted_users VALUES ('user_x', '2026-01-01T00:00:00.000Z', 'msg_x')");
+  f.db.exec("INSERT INTO deleted_users (clerk_id, deleted_at, svix_id)"
+            " VALUES ('user_x', '2026-01-01T00:00:00.000Z', 'msg_x')");
   const migration_report again = apply_migrations(f.db);
   CHECK(again.applied.empty());
   CHECK(again.from_version == again.to_version);
   CHECK(scalar(f.db, "SELECT count(*) FROM deleted_users") == 1);
   CHECK(scalar(f.db, "SELECT count(*) FROM schema_migrations") ==
         static_cast<long long>(embedded_migrations().size()));
+}
+
+TEST_CASE("upgrading a version-1 database numbers its users and tombstones for the change feed") {
+  fresh_db f;
+  // Build a version-1 database as that release did: migration 1 only, recorded.
+  f.db.exec(embedded_migrations().at(0).sql);
+  f.db.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, title TEXT NOT NULL,"
+            " applied_at TEXT NOT NULL) STRICT");
+  f.db.exec("INSERT INTO schema_migrations VALUES (1, 'initial_schema', '2026-01-01T00:00:00.000Z')");
+  for (const char* id : {"user_a", "user_b", "user_c"}) {
+    f.db.exec(std::string("INSERT INTO users (clerk_id, created_at, updated_at, provider_updated_ms,"
+                          " synced_at, clerk_json) VALUES ('") + id + "', 'x', 'x', 1, 'x', '{}')");
+  }
+  f.db.exec("INSERT INTO deleted_users VALUES ('user_d', '2026-01-02T00:00:00.000Z', 'msg_d')");
+  f.db.exec("INSERT INTO deleted_users VALUES ('user_e', '2026-01-01T00:00:00.000Z', 'msg_e')");
+
+  const migration_report report = apply_migrations(f.db);
+  CHECK(report.from_version == 1);
+  CHECK(scalar(f.db, "SELECT count(DISTINCT change_seq) FROM (SELECT change_seq FROM users"
+                     " UNION ALL SELECT change_seq FROM deleted_users)") == 5);
+  CHECK(scalar(f.db, "SELECT count(*) FROM users WHERE change_seq IS NULL") == 0);
+  // Tombstones come after users, in deletion order.
+  CHECK(scalar(f.db, "SELECT change_seq FROM deleted_users WHERE clerk_id = 'user_e'") == 4);
+  CHECK(scalar(f.db, "SELECT change_seq FROM deleted_users WHERE clerk_id = 'user_d'") == 5);
+  CHECK(scalar(f.db, "SELECT last_seq FROM change_sequence") == 5);
 }
 
 TEST_CASE("a database from a newer usersync is refused and left unchanged") {

@@ -1,0 +1,34 @@
+#include "bearer_auth.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+namespace usersync {
+namespace {
+
+std::array<unsigned char, 32> sha256(std::string_view text) {
+  std::array<unsigned char, 32> digest{};
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest.data());
+  return digest;
+}
+
+}  // namespace
+
+bearer_auth::bearer_auth(const std::vector<std::string>& tokens) {
+  for (const auto& token : tokens) digests_.push_back(sha256(token));
+}
+
+bool bearer_auth::allows(std::string_view authorization) const {
+  constexpr std::string_view scheme = "Bearer ";
+  if (authorization.size() <= scheme.size() || authorization.substr(0, scheme.size()) != scheme) {
+    return false;
+  }
+  const auto presented = sha256(authorization.substr(scheme.size()));
+  bool match = false;
+  for (const auto& digest : digests_) {  // no early exit: every token costs the same
+    match |= CRYPTO_memcmp(digest.data(), presented.data(), digest.size()) == 0;
+  }
+  return match;
+}
+
+}  // namespace usersync
