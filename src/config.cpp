@@ -31,7 +31,8 @@ struct raw_values {
   bool plain_http = false;
   long long body_limit = 0, header_limit = 0, read_timeout = 0, idle_timeout = 0,
             write_timeout = 0, max_connections = 0, tolerance = 0, retention_days = 0,
-            busy_timeout_ms = 0, queue_limit = 0, threads = 0, shutdown_timeout = 0;
+            busy_timeout_ms = 0, queue_limit = 0, max_batch = 0, batch_wait_us = 0, threads = 0,
+            shutdown_timeout = 0;
 };
 
 // Adds an option whose help line also names its environment variable and config-file key.
@@ -103,6 +104,10 @@ void add_serve_options(po::options_description& desc, raw_values& v) {
      "concurrent connections; more are closed at once")
     ("writer-queue-limit", po::value(&v.queue_limit)->default_value(10000),
      "events waiting for the writer before new ones get 503")
+    ("writer-max-batch", po::value(&v.max_batch)->default_value(256),
+     "events committed together in one transaction (group commit); 1 turns it off")
+    ("writer-batch-wait-us", po::value(&v.batch_wait_us)->default_value(0),
+     "microseconds the writer waits for a fuller batch; 0 adds no latency when idle")
     ("shutdown-timeout", po::value(&v.shutdown_timeout)->default_value(10),
      "seconds SIGTERM waits for in-flight requests before stopping");
 }
@@ -249,6 +254,9 @@ void convert_serve(const raw_values& v, config& cfg) {
   l.max_connections = in_range_as<std::size_t>("max-connections", v.max_connections, 1, 1000000);
   cfg.storage.writer_queue_limit =
       in_range_as<std::size_t>("writer-queue-limit", v.queue_limit, 1, 10000000);
+  cfg.storage.writer_max_batch = in_range_as<std::size_t>("writer-max-batch", v.max_batch, 1, 100000);
+  cfg.storage.writer_batch_wait =
+      std::chrono::microseconds(in_range("writer-batch-wait-us", v.batch_wait_us, 0, 1000000));
 }
 
 // Maps USERSYNC_DATA_DIR to data-dir; other variables are not ours and are skipped.

@@ -46,6 +46,8 @@ struct storage_config {
   std::filesystem::path data_dir;
   std::chrono::milliseconds busy_timeout{5000};
   std::size_t writer_queue_limit = 10000;  // beyond: 503 so the sender backs off
+  std::size_t writer_max_batch = 256;      // deliveries per transaction; 1: no group commit
+  std::chrono::microseconds writer_batch_wait{0};
 };
 
 struct runtime_config {

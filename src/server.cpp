@@ -120,7 +120,12 @@ void service::add_routes(writer& w) {
 int service::run() {
   migrate();
   tls_ = load_tls(cfg_);
-  writer w(store_, writer_options{cfg_.storage.writer_queue_limit, cfg_.webhook.delivery_retention});
+  writer_options writing;
+  writing.queue_limit = cfg_.storage.writer_queue_limit;
+  writing.max_batch = cfg_.storage.writer_max_batch;
+  writing.batch_wait = cfg_.storage.writer_batch_wait;
+  writing.delivery_retention = cfg_.webhook.delivery_retention;
+  writer w(store_, writing);
   add_routes(w);
   {
     net::io_context ioc(static_cast<int>(cfg_.runtime.threads));

@@ -54,6 +54,12 @@ constexpr const char* next_change_seq =
     "UPDATE change_sequence SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq";
 constexpr const char* record_rejected =
     "INSERT INTO rejected_deliveries (svix_id, received_at, error, body) VALUES (?1, ?2, ?3, ?4)";
+constexpr const char* begin = "BEGIN IMMEDIATE";
+constexpr const char* commit = "COMMIT";
+constexpr const char* rollback = "ROLLBACK";
+constexpr const char* savepoint = "SAVEPOINT delivery";
+constexpr const char* release = "RELEASE delivery";
+constexpr const char* rollback_to = "ROLLBACK TO delivery";
 constexpr const char* prune_deliveries = "DELETE FROM webhook_deliveries WHERE received_at < ?1";
 constexpr const char* prune_rejected = "DELETE FROM rejected_deliveries WHERE received_at < ?1";
 
@@ -72,10 +78,18 @@ struct store::statements {
         append_name(db, sql::append_name),
         delete_user(db, sql::delete_user),
         insert_tombstone(db, sql::insert_tombstone),
-        next_change_seq(db, sql::next_change_seq) {}
+        next_change_seq(db, sql::next_change_seq),
+        record_rejected(db, sql::record_rejected),
+        begin(db, sql::begin),
+        commit(db, sql::commit),
+        rollback(db, sql::rollback),
+        savepoint(db, sql::savepoint),
+        release(db, sql::release),
+        rollback_to(db, sql::rollback_to) {}
 
   SQLite::Statement seen_delivery, record_delivery, is_deleted, find_user, insert_user,
-      update_user, put_data, append_name, delete_user, insert_tombstone, next_change_seq;
+      update_user, put_data, append_name, delete_user, insert_tombstone, next_change_seq,
+      record_rejected, begin, commit, rollback, savepoint, release, rollback_to;
 };
 
 namespace {
@@ -148,13 +162,71 @@ migration_report store::migrate() {
 }
 
 apply_outcome store::apply(const delivery& d) {
-  return translate_errors(file_, [&] {
-    SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-    const apply_outcome outcome = apply_in_transaction(d);
-    if (outcome == apply_outcome::duplicate) return outcome;  // rolled back: nothing to write
-    tx.commit();
-    return outcome;
+  write_batch batch(*this);
+  const apply_outcome outcome = batch.apply(d);
+  batch.commit();
+  return outcome;
+}
+
+namespace {
+void run(SQLite::Statement& s) {
+  statement_use use(s);
+  use->exec();
+}
+}  // namespace
+
+write_batch::write_batch(store& s) : store_(s) {
+  translate_errors(store_.file_, [&] {
+    run(store_.stmts_->begin);
+    return 0;
   });
+  open_ = true;
+}
+
+write_batch::~write_batch() {
+  if (!open_) return;
+  // Destructors never throw: a failed rollback leaves SQLite to roll back on the next BEGIN.
+  statement_use rollback(store_.stmts_->rollback);
+  rollback->tryExecuteStep();
+}
+
+template <class Work>
+auto write_batch::in_savepoint(Work&& work) -> decltype(work()) {
+  return translate_errors(store_.file_, [&] {
+    run(store_.stmts_->savepoint);
+    try {
+      auto result = work();
+      run(store_.stmts_->release);
+      return result;
+    } catch (const SQLite::Exception& e) {
+      // Only this delivery's changes are undone; busy, full and I/O errors are rethrown to
+      // abort the whole batch, as SQLite may already have rolled the transaction back.
+      if (detail::classify(e.getErrorCode()) == storage_failure::other) {
+        run(store_.stmts_->rollback_to);
+        run(store_.stmts_->release);
+      }
+      throw;
+    }
+  });
+}
+
+apply_outcome write_batch::apply(const delivery& d) {
+  return in_savepoint([&] { return store_.apply_in_transaction(d); });
+}
+
+void write_batch::record_rejected(const rejected_delivery& r) {
+  in_savepoint([&] {
+    store_.insert_rejected(r);
+    return 0;
+  });
+}
+
+void write_batch::commit() {
+  translate_errors(store_.file_, [&] {
+    run(store_.stmts_->commit);
+    return 0;
+  });
+  open_ = false;
 }
 
 apply_outcome store::apply_in_transaction(const delivery& d) {
@@ -299,14 +371,18 @@ apply_outcome store::delete_user(const delivery& d) {
 }
 
 void store::record_rejected(const rejected_delivery& r) {
-  translate_errors(file_, [&] {
-    SQLite::Statement insert(*db_, sql::record_rejected);
-    insert.bind(1, r.svix_id);
-    insert.bind(2, iso8601_utc(r.received_at));
-    insert.bind(3, r.error);
-    insert.bind(4, r.body);
-    return insert.exec();  // autocommit: one statement, one durable transaction
-  });
+  write_batch batch(*this);
+  batch.record_rejected(r);
+  batch.commit();
+}
+
+void store::insert_rejected(const rejected_delivery& r) {
+  statement_use insert(stmts_->record_rejected);
+  insert->bind(1, r.svix_id);
+  insert->bind(2, iso8601_utc(r.received_at));
+  insert->bind(3, r.error);
+  insert->bind(4, r.body);
+  insert->exec();
 }
 
 std::int64_t store::prune_deliveries(sys_time cutoff) {

@@ -65,6 +65,30 @@ struct store_options {
   std::chrono::milliseconds busy_timeout{5000};
 };
 
+class store;
+
+// One write transaction holding several deliveries (group commit). Each delivery runs in its
+// own savepoint: one that fails with storage_failure::other (a constraint, a bug) is rolled
+// back alone and the rest commit. Busy, full and I/O failures abort the whole batch. Nothing
+// is durable until commit() returns; the destructor rolls back an uncommitted batch.
+class write_batch {
+ public:
+  explicit write_batch(store& s);  // BEGIN IMMEDIATE; throws storage_error
+  ~write_batch();
+  write_batch(const write_batch&) = delete;
+  write_batch& operator=(const write_batch&) = delete;
+
+  apply_outcome apply(const delivery& d);
+  void record_rejected(const rejected_delivery& r);
+  void commit();
+
+ private:
+  template <class Work>
+  auto in_savepoint(Work&& work) -> decltype(work());
+  store& store_;
+  bool open_ = false;
+};
+
 class store {
  public:
   // Opens `db_file` read-write (created 0600 when missing) in WAL mode with
@@ -77,8 +101,8 @@ class store {
   // Applies pending migrations; throws std::runtime_error for a newer schema.
   migration_report migrate();
 
-  // Applies one delivery in one IMMEDIATE transaction and records its svix-id; returns once
-  // the commit is durable. Throws storage_error (rolled back, nothing changed).
+  // Applies one delivery in its own transaction (a batch of one) and records its svix-id;
+  // returns once the commit is durable. Throws storage_error (rolled back, nothing changed).
   apply_outcome apply(const delivery& d);
 
   // Records an undecodable but genuine delivery in its own transaction.
@@ -93,8 +117,10 @@ class store {
   const std::filesystem::path& file() const { return file_; }
 
  private:
+  friend class write_batch;
   struct statements;
   apply_outcome apply_in_transaction(const delivery& d);
+  void insert_rejected(const rejected_delivery& r);
   apply_outcome upsert_user(const delivery& d);
   apply_outcome delete_user(const delivery& d);
   std::int64_t next_change_seq();

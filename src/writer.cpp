@@ -5,16 +5,11 @@
 namespace usersync {
 namespace {
 
-// Runs one unit of work, turning a storage failure into a value for the caller.
-write_result run_guarded(const std::function<write_result(store&)>& work, store& db) {
-  try {
-    return work(db);
-  } catch (const storage_error& e) {
-    write_result failed;
-    failed.failure = e.kind();
-    failed.error = e.what();
-    return failed;
-  }
+write_result failed(const storage_error& e) {
+  write_result r;
+  r.failure = e.kind();
+  r.error = e.what();
+  return r;
 }
 
 write_result busy_now(const char* why) {
@@ -35,17 +30,17 @@ writer::writer(store& db, const writer_options& options)
 writer::~writer() { stop(); }
 
 void writer::apply(delivery d, completion done) {
-  submit({[d = std::move(d)](store& s) {
+  submit({[d = std::move(d)](write_batch& batch) {
             write_result r;
-            r.outcome = s.apply(d);
+            r.outcome = batch.apply(d);
             return r;
           },
           std::move(done)});
 }
 
 void writer::record_rejected(rejected_delivery rejection, completion done) {
-  submit({[rejection = std::move(rejection)](store& s) {
-            s.record_rejected(rejection);
+  submit({[rejection = std::move(rejection)](write_batch& batch) {
+            batch.record_rejected(rejection);
             write_result r;
             r.recorded = true;
             return r;
@@ -84,12 +79,49 @@ void writer::run() {
       if (stopping_) return;  // everything queued before stop() has been written
       continue;
     }
-    job j = std::move(queue_.front());
-    queue_.pop_front();
+    std::deque<job> batch = take_batch(lock);
     lock.unlock();
-    j.done(run_guarded(j.work, db_));
+    write(batch);
     lock.lock();
   }
+}
+
+// Everything queued, up to max_batch; with batch_wait, waits that long for more to arrive.
+std::deque<writer::job> writer::take_batch(std::unique_lock<std::mutex>& lock) {
+  if (options_.batch_wait.count() > 0 && queue_.size() < options_.max_batch && !stopping_) {
+    wake_.wait_for(lock, options_.batch_wait,
+                   [&] { return stopping_ || queue_.size() >= options_.max_batch; });
+  }
+  std::deque<job> batch;
+  while (!queue_.empty() && batch.size() < options_.max_batch) {
+    batch.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  return batch;
+}
+
+// One transaction for the batch. A delivery that fails on its own gets its own error; a
+// failure of the transaction (busy, full, I/O, or the commit itself) fails every delivery
+// in it, since none of them is durable.
+void writer::write(std::deque<job>& batch) {
+  std::vector<write_result> results(batch.size());
+  try {
+    write_batch tx(db_);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      try {
+        results[i] = batch[i].work(tx);
+      } catch (const storage_error& e) {
+        if (e.kind() != storage_failure::other) throw;
+        results[i] = failed(e);
+      }
+    }
+    tx.commit();
+    commits_.fetch_add(1, std::memory_order_relaxed);
+    committed_.fetch_add(batch.size(), std::memory_order_relaxed);
+  } catch (const storage_error& e) {
+    for (auto& r : results) r = failed(e);
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
 }
 
 // Forgets old delivery ids; runs between jobs, so it never races a write.

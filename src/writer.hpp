@@ -1,7 +1,9 @@
 #pragma once
 // The single writer: the only thread that touches the read-write connection. HTTP threads
-// hand it decoded deliveries; it applies each in its own transaction and calls the
-// completion, on the writer thread, only after the commit has returned (synchronous=FULL).
+// hand it decoded deliveries; it applies what has queued up together in one transaction
+// (group commit, each delivery in its own savepoint) and calls each completion, on the
+// writer thread, only after that commit has returned (synchronous=FULL).
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -26,6 +28,8 @@ struct write_result {
 
 struct writer_options {
   std::size_t queue_limit = 10000;
+  std::size_t max_batch = 256;            // deliveries per transaction; 1 turns group commit off
+  std::chrono::microseconds batch_wait{0};  // extra wait for a fuller batch; 0: none when idle
   std::chrono::hours delivery_retention{24 * 14};
   std::chrono::minutes maintenance_interval{60};
 };
@@ -49,14 +53,18 @@ class writer {
   void stop();
 
   std::size_t queue_depth() const;
+  std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+  std::uint64_t committed_deliveries() const { return committed_.load(std::memory_order_relaxed); }
 
  private:
   struct job {
-    std::function<write_result(store&)> work;
+    std::function<write_result(write_batch&)> work;
     completion done;
   };
   void submit(job j);
   void run();
+  std::deque<job> take_batch(std::unique_lock<std::mutex>& lock);
+  void write(std::deque<job>& batch);
   void maintain();
 
   store& db_;
@@ -66,6 +74,8 @@ class writer {
   std::deque<job> queue_;
   bool stopping_ = false;
   std::chrono::steady_clock::time_point next_maintenance_;
+  std::atomic<std::uint64_t> commits_{0};
+  std::atomic<std::uint64_t> committed_{0};
   std::thread thread_;
 };
 

@@ -3,6 +3,8 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <fstream>
@@ -250,6 +252,95 @@ TEST_CASE("a write while another process holds the write lock fails as busy and 
   CHECK(f.count("webhook_deliveries") == 0);
   // And the same delivery goes through once the lock is released.
   CHECK(f.db.apply(make_delivery("msg_1", fixture("clerk-user-created.json"))) == apply_outcome::applied);
+}
+
+}  // namespace usersync
+
+namespace usersync {
+namespace {
+
+// A delivery the schema refuses: status must be active, banned or locked (a CHECK constraint).
+delivery violating_delivery(const std::string& svix_id) {
+  delivery d = make_delivery(svix_id, with_user(fixture("clerk-user-created.json"), "user_bad", 1));
+  d.event.user->clerk_id = "user_bad";
+  d.event.user->status = "not-a-status";
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("group commit: a delivery that fails rolls back alone and the others commit") {
+  fixture_db f;
+  write_batch batch(f.db);
+  CHECK(batch.apply(make_delivery("msg_1", fixture("clerk-user-created.json"))) == apply_outcome::applied);
+  try {
+    batch.apply(violating_delivery("msg_bad"));
+    FAIL("expected a constraint failure");
+  } catch (const storage_error& e) {
+    CHECK(e.kind() == storage_failure::other);
+  }
+  auto other = with_user(fixture("clerk-user-created.json"), "user_other", 1735689600140);
+  CHECK(batch.apply(make_delivery("msg_3", other)) == apply_outcome::applied);
+  batch.commit();
+  CHECK(f.text("SELECT group_concat(clerk_id) FROM (SELECT clerk_id FROM users ORDER BY clerk_id)") ==
+        std::string(ada) + ",user_other");
+  CHECK(f.text("SELECT group_concat(svix_id) FROM (SELECT svix_id FROM webhook_deliveries ORDER BY 1)") ==
+        "msg_1,msg_3");
+  // The failed delivery took no change_seq that a consumer could see as a gap-filler later.
+  CHECK(f.text("SELECT group_concat(change_seq) FROM (SELECT change_seq FROM users ORDER BY 1)") == "1,2");
+}
+
+TEST_CASE("group commit: two events for one user in a batch apply in arrival order") {
+  fixture_db f;
+  {
+    write_batch batch(f.db);
+    CHECK(batch.apply(make_delivery("msg_1", fixture("clerk-user-created.json"))) == apply_outcome::applied);
+    CHECK(batch.apply(make_delivery("msg_2", fixture("clerk-user-updated.json"))) == apply_outcome::applied);
+    batch.commit();
+  }
+  CHECK(f.text("SELECT email || ' ' || role FROM users") == "ada@analytical-engine.example admin");
+  CHECK(f.text("SELECT json_array_length(value) FROM user_data WHERE key = 'name_history'") == "2");
+}
+
+TEST_CASE("group commit: an older event after a newer one in the same batch is stale") {
+  fixture_db f;
+  write_batch batch(f.db);
+  CHECK(batch.apply(make_delivery("msg_2", fixture("clerk-user-updated.json"))) == apply_outcome::applied);
+  CHECK(batch.apply(make_delivery("msg_1", fixture("clerk-user-created.json"))) == apply_outcome::stale);
+  CHECK(batch.apply(make_delivery("msg_2", fixture("clerk-user-updated.json"))) == apply_outcome::duplicate);
+  batch.commit();
+  CHECK(f.text("SELECT email FROM users") == "ada@analytical-engine.example");
+}
+
+TEST_CASE("a batch that is never committed leaves nothing behind") {
+  fixture_db f;
+  {
+    write_batch batch(f.db);
+    batch.apply(make_delivery("msg_1", fixture("clerk-user-created.json")));
+  }
+  CHECK(f.count("users") == 0);
+  CHECK(f.count("webhook_deliveries") == 0);
+  CHECK(f.db.apply(make_delivery("msg_1", fixture("clerk-user-created.json"))) == apply_outcome::applied);
+}
+
+TEST_CASE("a crash between apply and commit loses the batch and nothing else") {
+  fixture_db f;
+  f.db.apply(make_delivery("msg_0", with_user(fixture("clerk-user-created.json"), "user_before", 1)));
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // The child applies and dies before COMMIT, as a SIGKILL would leave it.
+    store db(f.file, store_options{});
+    db.migrate();
+    write_batch batch(db);
+    batch.apply(make_delivery("msg_1", fixture("clerk-user-created.json")));
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(f.text("SELECT group_concat(clerk_id) FROM users") == "user_before");
+  CHECK(f.text("PRAGMA integrity_check") == "ok");
 }
 
 }  // namespace usersync
