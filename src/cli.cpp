@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "data_dir.hpp"
+#include "logging.hpp"
 #include "server.hpp"
 #include "store.hpp"
 #include "version.hpp"
@@ -23,11 +24,14 @@ constexpr const char* usage =
     "  usersync --version\n";
 
 void configure_logging(const config& cfg) {
-  spdlog::set_level(spdlog::level::from_str(cfg.runtime.log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  usersync::configure_logging(cfg.runtime.log_format == "json" ? log_format::json : log_format::text,
+                              cfg.runtime.log_level);
 }
 
-int serve(const config& cfg) { return run_server(cfg); }
+// serve alone needs its arguments again: SIGHUP re-reads the configuration from them.
+int serve(const std::vector<std::string>& args, const environment& env, const config& cfg) {
+  return run_server(cfg, [args, env] { return parse_command("serve", args, env).cfg; });
+}
 
 int migrate(const config& cfg) {
   prepare_data_dir(cfg.storage.data_dir);
@@ -47,7 +51,6 @@ int migrate(const config& cfg) {
 using command_fn = int (*)(const config&);
 
 command_fn find_command(const std::string& name) {
-  if (name == "serve") return serve;
   if (name == "migrate") return migrate;
   return nullptr;
 }
@@ -64,17 +67,18 @@ int run_cli(const std::vector<std::string>& args, const environment& env) {
     return 0;
   }
   const command_fn command = find_command(args[0]);
-  if (command == nullptr) {
+  if (command == nullptr && args[0] != "serve") {
     std::cerr << "usersync: unknown command '" << args[0] << "'\n\n" << usage;
     return 2;
   }
-  const parsed_command parsed =
-      parse_command(args[0], std::vector<std::string>(args.begin() + 1, args.end()), env);
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  const parsed_command parsed = parse_command(args[0], rest, env);
   if (parsed.help) {
     std::cout << "usage: usersync " << args[0] << " [OPTIONS]\n\n" << parsed.help_text;
     return 0;
   }
   configure_logging(parsed.cfg);
+  if (args[0] == "serve") return serve(rest, env, parsed.cfg);
   return command(parsed.cfg);
 }
 

@@ -25,7 +25,8 @@ std::string env_name(const std::string& option) {
 
 // Raw values as the user wrote them; converted and validated into `config` afterwards.
 struct raw_values {
-  std::string config_file, data_dir, listen, tls_cert, tls_key, secret_file, log_level;
+  std::string config_file, data_dir, listen, admin_listen, tls_cert, tls_key, secret_file, log_level,
+      log_format;
   std::vector<std::string> secrets, query_tokens;
   std::string query_token_file;
   bool plain_http = false;
@@ -62,13 +63,18 @@ void add_common_options(po::options_description& desc, raw_values& v) {
     ("busy-timeout-ms", po::value(&v.busy_timeout_ms)->default_value(5000),
      "how long a write waits for another process's SQLite lock before answering 503")
     ("log-level", po::value(&v.log_level)->default_value("info"),
-     "trace, debug, info, warn, error or off");
+     "trace, debug, info, warn, error or off")
+    ("log-format", po::value(&v.log_format)->default_value("text"),
+     "text, or json for one JSON object per line");
 }
 
 void add_serve_options(po::options_description& desc, raw_values& v) {
   option_adder add(desc);
   add("listen", po::value(&v.listen)->default_value("0.0.0.0:8443")->value_name("HOST:PORT"),
      "address to serve webhooks on ([::1]:8443 for IPv6; port 0 picks a free one)")
+    ("admin-listen", po::value(&v.admin_listen)->default_value("127.0.0.1:9445")->value_name("HOST:PORT"),
+     "plain-HTTP address for /metrics, /readyz and /healthz (keep it private); 'none' serves "
+     "them on --listen instead")
     ("plain-http", po::bool_switch(&v.plain_http),
      "serve plain HTTP instead of HTTPS; only behind a TLS-terminating proxy")
     ("tls-cert", po::value(&v.tls_cert)->value_name("FILE"),
@@ -129,22 +135,30 @@ T in_range_as(const std::string& option, long long value, long long min, long lo
   return static_cast<T>(in_range(option, value, min, max));
 }
 
-void parse_listen(const std::string& text, listen_config& out) {
+// HOST:PORT into `address` and `port`; `option` names the flag in messages.
+void parse_address(const std::string& option, const std::string& text, std::string& address,
+                   std::uint16_t& port_out) {
   const auto colon = text.rfind(':');
   if (colon == std::string::npos || colon + 1 == text.size()) {
-    invalid("listen", "expected HOST:PORT such as 0.0.0.0:8443 or [::1]:8443, got '" + text + "'");
+    invalid(option, "expected HOST:PORT such as 0.0.0.0:8443 or [::1]:8443, got '" + text + "'");
   }
   std::string host = text.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   boost::system::error_code ec;
   boost::asio::ip::make_address(host, ec);
-  if (ec) invalid("listen", "'" + host + "' is not an IP address (use 0.0.0.0, 127.0.0.1 or ::)");
+  if (ec) invalid(option, "'" + host + "' is not an IP address (use 0.0.0.0, 127.0.0.1 or ::)");
   const std::string port = text.substr(colon + 1);
   if (port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit)) {
-    invalid("listen", "port '" + port + "' is not a number");
+    invalid(option, "port '" + port + "' is not a number");
   }
-  out.address = host;
-  out.port = in_range_as<std::uint16_t>("listen", std::stoll(port), 0, 65535);
+  address = host;
+  port_out = in_range_as<std::uint16_t>(option, std::stoll(port), 0, 65535);
+}
+
+void parse_listen(const raw_values& v, listen_config& out) {
+  parse_address("listen", v.listen, out.address, out.port);
+  out.admin_enabled = v.admin_listen != "none";
+  if (out.admin_enabled) parse_address("admin-listen", v.admin_listen, out.admin_address, out.admin_port);
 }
 
 // Splits values on whitespace and commas, so one variable can carry several secrets or tokens.
@@ -219,10 +233,12 @@ void convert_common(const raw_values& v, const environment& env, config& cfg) {
       std::chrono::milliseconds(in_range("busy-timeout-ms", v.busy_timeout_ms, 0, 600000));
   check_log_level(v.log_level);
   cfg.runtime.log_level = v.log_level;
+  if (v.log_format != "text" && v.log_format != "json") invalid("log-format", "must be text or json");
+  cfg.runtime.log_format = v.log_format;
 }
 
 void convert_serve(const raw_values& v, config& cfg) {
-  parse_listen(v.listen, cfg.listen);
+  parse_listen(v, cfg.listen);
   cfg.listen.plain_http = v.plain_http;
   if (v.tls_cert.empty() != v.tls_key.empty()) {
     invalid(v.tls_cert.empty() ? "tls-cert" : "tls-key",

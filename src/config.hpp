@@ -19,6 +19,11 @@ struct listen_config {
   bool plain_http = false;             // only behind a TLS-terminating proxy
   std::filesystem::path tls_cert;      // empty: a self-signed dev certificate in the data dir
   std::filesystem::path tls_key;
+  // /metrics and /readyz (and /healthz) on a separate plain-HTTP address, loopback by
+  // default so they are not public; disabled: served on the main listener instead.
+  bool admin_enabled = true;
+  std::string admin_address = "127.0.0.1";
+  std::uint16_t admin_port = 9445;
 };
 
 struct limits_config {
@@ -53,6 +58,7 @@ struct storage_config {
 struct runtime_config {
   unsigned threads = 2;
   std::string log_level = "info";
+  std::string log_format = "text";  // text or json
   std::chrono::seconds shutdown_timeout{10};
 };
 

@@ -12,6 +12,8 @@
 #include <optional>
 #include <type_traits>
 
+#include "logging.hpp"
+#include "metrics.hpp"
 #include "router.hpp"
 
 namespace usersync {
@@ -29,9 +31,10 @@ void connection_registry::unreserve() {
   --reserved_;
 }
 
-void connection_registry::add(session_base* s, std::weak_ptr<session_base> w) {
+bool connection_registry::add(session_base* s, std::weak_ptr<session_base> w) {
   std::lock_guard lock(mutex_);
   sessions_.emplace(s, std::move(w));
+  return draining_;
 }
 
 void connection_registry::remove(session_base* s) {
@@ -44,6 +47,7 @@ void connection_registry::drain_all() {
   std::vector<std::shared_ptr<session_base>> live;
   {
     std::lock_guard lock(mutex_);
+    draining_ = true;
     for (auto& [ptr, weak] : sessions_) {
       if (auto s = weak.lock()) live.push_back(std::move(s));
     }
@@ -67,12 +71,22 @@ bool is_http_parse_error(const error_code& ec) {
 
 template <class Stream>
 class http_session : public session_base, public std::enable_shared_from_this<http_session<Stream>> {
-  static constexpr bool tls = std::is_same_v<Stream, tls_stream>;
+  static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 
  public:
-  template <class... StreamArgs>
-  http_session(const session_settings& settings, StreamArgs&&... stream_args)
-      : settings_(settings), stream_(std::forward<StreamArgs>(stream_args)...) {
+  // Plain HTTP.
+  http_session(const session_settings& settings, tcp::socket&& socket)
+      : settings_(settings), stream_(std::move(socket)) {
+    remember_peer();
+  }
+
+  // TLS: the context outlives the session even when SIGHUP replaces it.
+  http_session(const session_settings& settings, std::shared_ptr<ssl::context> tls, tcp::socket&& socket)
+      : settings_(settings), tls_(std::move(tls)), stream_(std::move(socket), *tls_) {
+    remember_peer();
+  }
+
+  void remember_peer() {
     error_code ec;
     const auto peer = lowest().socket().remote_endpoint(ec);
     remote_ = ec ? std::string("?") : peer.address().to_string();
@@ -96,7 +110,8 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
 
   void on_run() {
-    if constexpr (tls) {
+    if (draining_) return;  // shutdown began before this connection got going
+    if constexpr (is_tls) {
       lowest().expires_after(settings_.limits.read_timeout);
       stream_.async_handshake(ssl::stream_base::server,
                               beast::bind_front_handler(&http_session::on_handshake,
@@ -108,6 +123,7 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
 
   void on_handshake(error_code ec) {
     if (ec) {
+      settings_.stats.tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
       spdlog::debug("{} TLS handshake failed: {}", remote_, ec.message());
       return;
     }
@@ -167,20 +183,22 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
     res_->set(http::field::server, "usersync");
     res_->keep_alive(keep_alive_ && !draining_);
     res_->prepare_payload();
-    log_request(r.log_note);
+    log(r);
     lowest().expires_after(settings_.limits.write_timeout);
     http::async_write(stream_, *res_,
                       beast::bind_front_handler(&http_session::on_write, this->shared_from_this()));
   }
 
-  void log_request(const std::string& note) {
-    const auto elapsed = std::chrono::duration<double, std::milli>(
-        std::chrono::steady_clock::now() - started_);
+  void log(const reply& r) {
+    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started_;
     const std::string_view target = req_.target();
-    spdlog::info("{} {} {} {} {:.2f}ms{}{}", remote_,
-                 req_.method() == http::verb::unknown ? "-" : req_.method_string(),
-                 target.empty() ? "-" : target.substr(0, target.find('?')),
-                 res_->result_int(), elapsed.count(), note.empty() ? "" : " ", note);
+    const std::string_view path = target.empty() ? "-" : target.substr(0, target.find('?'));
+    const std::string_view handler = metrics::handler_for(path);
+    settings_.stats.http_requests.add("handler=\"" + std::string(handler) + "\",code=\"" +
+                                      std::to_string(res_->result_int()) + "\"");
+    settings_.stats.request_latency.at(std::string(handler)).observe(elapsed.count());
+    log_request({remote_, req_.method() == http::verb::unknown ? "-" : req_.method_string(), path,
+                 res_->result_int(), elapsed.count() * 1000, r.svix_id, r.event_type, r.outcome});
   }
 
   void on_write(error_code ec, std::size_t) {
@@ -198,7 +216,7 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
   void do_close() {
     if (closed_) return;
     closed_ = true;
-    if constexpr (tls) {
+    if constexpr (is_tls) {
       lowest().expires_after(settings_.limits.write_timeout);
       stream_.async_shutdown([self = this->shared_from_this()](error_code) {});
     } else {
@@ -208,6 +226,7 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
   }
 
   session_settings settings_;
+  std::shared_ptr<ssl::context> tls_;  // declared before stream_, which refers to it
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -225,15 +244,17 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
 template <class Session, class... Args>
 void launch(const session_settings& settings, Args&&... args) {
   auto session = std::make_shared<Session>(settings, std::forward<Args>(args)...);
-  settings.registry.add(session.get(), session);
+  const bool shutting_down = settings.registry.add(session.get(), session);
   session->run();
+  if (shutting_down) session->drain();
 }
 
 }  // namespace
 
-void start_session(tcp::socket socket, ssl::context* tls, const session_settings& settings) {
+void start_session(tcp::socket socket, std::shared_ptr<ssl::context> tls,
+                   const session_settings& settings) {
   if (tls != nullptr) {
-    launch<http_session<tls_stream>>(settings, std::move(socket), *tls);
+    launch<http_session<tls_stream>>(settings, std::move(tls), std::move(socket));
   } else {
     launch<http_session<plain_stream>>(settings, std::move(socket));
   }

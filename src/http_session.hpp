@@ -14,6 +14,7 @@ namespace boost::asio::ssl { class context; }
 namespace usersync {
 
 class router;
+class metrics;
 
 // What the listener hands every session; the registry counts them for the connection limit
 // and finds them to drain on shutdown.
@@ -32,7 +33,9 @@ class connection_registry {
   bool try_reserve();
   // Undoes try_reserve for a connection that never became a session.
   void unreserve();
-  void add(session_base* s, std::weak_ptr<session_base> w);
+  // Registers a started session; returns true when shutdown has begun, so the caller drains
+  // it at once (it was accepted after drain_all() ran).
+  bool add(session_base* s, std::weak_ptr<session_base> w);
   // Called by a session's destructor; frees its slot.
   void remove(session_base* s);
   void drain_all();
@@ -41,6 +44,7 @@ class connection_registry {
  private:
   std::size_t limit_;
   std::size_t reserved_ = 0;
+  bool draining_ = false;
   mutable std::mutex mutex_;
   std::map<session_base*, std::weak_ptr<session_base>> sessions_;
 };
@@ -49,10 +53,12 @@ struct session_settings {
   const router& routes;
   const limits_config& limits;
   connection_registry& registry;
+  metrics& stats;
 };
 
 // Starts a session on an accepted socket whose slot is reserved; `tls` null means plain HTTP.
-void start_session(tcp::socket socket, boost::asio::ssl::context* tls,
+// The session keeps the context alive, so a SIGHUP may replace it for new connections.
+void start_session(tcp::socket socket, std::shared_ptr<boost::asio::ssl::context> tls,
                    const session_settings& settings);
 
 }  // namespace usersync

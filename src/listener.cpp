@@ -5,6 +5,8 @@
 #include <boost/beast/core/bind_handler.hpp>
 #include <spdlog/spdlog.h>
 
+#include "metrics.hpp"
+
 #include <stdexcept>
 
 namespace usersync {
@@ -19,7 +21,7 @@ namespace {
 }  // namespace
 
 listener::listener(net::io_context& ioc, const tcp::endpoint& endpoint,
-                   boost::asio::ssl::context* tls, const session_settings& settings)
+                   const swappable<boost::asio::ssl::context>* tls, const session_settings& settings)
     : ioc_(ioc), acceptor_(net::make_strand(ioc)), tls_(tls), settings_(settings) {
   error_code ec;
   acceptor_.open(endpoint.protocol(), ec);
@@ -51,12 +53,13 @@ void listener::on_accept(error_code ec, tcp::socket socket) {
   if (ec) {
     spdlog::warn("accept failed: {}; still accepting", ec.message());
   } else if (!settings_.registry.try_reserve()) {
+    settings_.stats.connections_refused.fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("connection limit ({}) reached: closing a new connection; raise "
                  "--max-connections if this is normal load", settings_.limits.max_connections);
     socket.close(ec);
   } else {
     socket.set_option(tcp::no_delay(true), ec);
-    start_session(std::move(socket), tls_, settings_);
+    start_session(std::move(socket), tls_ != nullptr ? tls_->get() : nullptr, settings_);
   }
   do_accept();
 }

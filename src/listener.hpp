@@ -5,14 +5,16 @@
 
 #include "http_session.hpp"
 #include "net.hpp"
+#include "swappable.hpp"
 
 namespace usersync {
 
 class listener : public std::enable_shared_from_this<listener> {
  public:
-  // Binds and listens; throws std::runtime_error naming the address and the fix.
-  listener(net::io_context& ioc, const tcp::endpoint& endpoint, boost::asio::ssl::context* tls,
-           const session_settings& settings);
+  // Binds and listens; throws std::runtime_error naming the address and the fix. `tls` null
+  // means plain HTTP; otherwise each new connection takes the context current at accept.
+  listener(net::io_context& ioc, const tcp::endpoint& endpoint,
+           const swappable<boost::asio::ssl::context>* tls, const session_settings& settings);
 
   void run();
   // Stops accepting; connections already accepted carry on. Safe from any thread.
@@ -25,7 +27,7 @@ class listener : public std::enable_shared_from_this<listener> {
 
   net::io_context& ioc_;
   tcp::acceptor acceptor_;
-  boost::asio::ssl::context* tls_;
+  const swappable<boost::asio::ssl::context>* tls_;
   session_settings settings_;
 };
 

@@ -2,6 +2,8 @@
 
 #include <boost/json.hpp>
 
+#include <spdlog/spdlog.h>
+
 #include <charconv>
 
 #include "bearer_auth.hpp"
@@ -65,13 +67,14 @@ reply storage_failure_reply(const storage_error& e) {
   reply r = json_error(http::status::service_unavailable, "storage_unavailable",
                        "the database could not be read; retry later");
   r.res.set(http::field::retry_after, "1");
-  r.log_note = std::string("error=") + e.what();
+  r.outcome = "storage_error";
+  spdlog::warn("query failed: {}", e.what());
   return r;
 }
 
 class query_api {
  public:
-  query_api(const bearer_auth& auth, reader_pool& readers, const query_limits& limits)
+  query_api(const swappable<const bearer_auth>& auth, reader_pool& readers, const query_limits& limits)
       : auth_(auth), readers_(readers), limits_(limits) {}
 
   reply user(const path_params& p) {
@@ -165,10 +168,10 @@ class query_api {
   }
 
  public:
-  bool authorized(const request& req) const { return auth_.allows(req[http::field::authorization]); }
+  bool authorized(const request& req) const { return auth_.get()->allows(req[http::field::authorization]); }
 
  private:
-  const bearer_auth& auth_;
+  const swappable<const bearer_auth>& auth_;
   reader_pool& readers_;
   query_limits limits_;
 };
@@ -194,7 +197,7 @@ handler guarded(std::shared_ptr<query_api> api, Query query) {
 
 }  // namespace
 
-void add_query_routes(router& routes, const bearer_auth& auth, reader_pool& readers,
+void add_query_routes(router& routes, const swappable<const bearer_auth>& auth, reader_pool& readers,
                       const query_limits& limits) {
   auto api = std::make_shared<query_api>(auth, readers, limits);
   routes.add(http::verb::get, "/v1/users",

@@ -16,7 +16,9 @@ using response = http::response<http::string_body>;
 // A response plus what the request's log line should add (svix-id, event type, outcome).
 struct reply {
   response res;
-  std::string log_note;
+  std::string svix_id;
+  std::string event_type;
+  std::string outcome;
 };
 
 using responder = std::function<void(reply)>;

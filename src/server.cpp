@@ -3,22 +3,24 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
 #include <memory>
 #include <thread>
 #include <vector>
 
-#include "data_dir.hpp"
+#include "admin_routes.hpp"
 #include "bearer_auth.hpp"
+#include "credentials.hpp"
+#include "data_dir.hpp"
 #include "http_session.hpp"
 #include "listener.hpp"
+#include "metrics.hpp"
 #include "query_api.hpp"
 #include "router.hpp"
 #include "store.hpp"
 #include "store_reader.hpp"
-#include "tls.hpp"
+#include "swappable.hpp"
 #include "version.hpp"
 #include "webhook_handler.hpp"
 #include "writer.hpp"
@@ -26,73 +28,70 @@
 namespace usersync {
 namespace {
 
-std::vector<webhook_secret> load_secrets(const config& cfg) {
-  std::vector<std::string> texts = cfg.webhook.secrets;
-  if (texts.empty()) {
-    const dev_credential dev = load_or_create_dev_secret(cfg.storage.data_dir);
-    spdlog::warn("no webhook secret configured: using the dev secret in {} ({}); for production "
-                 "set --webhook-secret-file to the provider's signing secret",
-                 dev.file.string(), dev.created ? "created now" : "made on an earlier run");
-    texts.push_back(dev.value);
-  }
-  std::vector<webhook_secret> secrets;
-  for (const auto& text : texts) secrets.push_back(webhook_secret::parse(text));
-  return secrets;
-}
-
-std::vector<std::string> load_query_tokens(const config& cfg) {
-  if (!cfg.query.tokens.empty()) return cfg.query.tokens;
-  const dev_credential dev = load_or_create_dev_query_token(cfg.storage.data_dir);
-  spdlog::warn("no query token configured: the /v1 API takes the dev token in {} ({}); for "
-               "production set --query-token-file", dev.file.string(),
-               dev.created ? "created now" : "made on an earlier run");
-  return {dev.value};
-}
-
-std::unique_ptr<boost::asio::ssl::context> load_tls(const config& cfg) {
-  if (cfg.listen.plain_http) {
-    spdlog::warn("serving plain HTTP (--plain-http): only behind a TLS-terminating proxy");
-    return nullptr;
-  }
-  if (!cfg.listen.tls_cert.empty()) return make_tls_context(cfg.listen.tls_cert, cfg.listen.tls_key);
-  const dev_certificate dev = load_or_create_dev_certificate(cfg.storage.data_dir);
-  spdlog::warn("no TLS certificate configured: using the self-signed dev certificate {} "
-               "(key {}{}); for production set --tls-cert and --tls-key",
-               dev.cert.string(), dev.key.string(), dev.created ? ", created now" : "");
-  return make_tls_context(dev.cert, dev.key);
-}
+namespace ssl = boost::asio::ssl;
+using secret_list = webhook_handler::secret_list;
 
 const std::filesystem::path& prepared(const std::filesystem::path& dir) {
   prepare_data_dir(dir);
   return dir;
 }
 
-// The parts that live while requests are served; members are destroyed in reverse order,
-// so the io_context (and the sessions it owns) goes before the writer and the store.
+writer_options writer_settings(const config& cfg, metrics& stats) {
+  writer_options o;
+  o.queue_limit = cfg.storage.writer_queue_limit;
+  o.max_batch = cfg.storage.writer_max_batch;
+  o.batch_wait = cfg.storage.writer_batch_wait;
+  o.delivery_retention = cfg.webhook.delivery_retention;
+  o.commit_latency = &stats.commit_latency;
+  return o;
+}
+
+std::string url(const char* scheme, const tcp::endpoint& e) {
+  const std::string host = e.address().is_v6() ? "[" + e.address().to_string() + "]" : e.address().to_string();
+  return std::string(scheme) + "://" + host + ":" + std::to_string(e.port());
+}
+
+// The parts that live while requests are served. Members are destroyed in reverse order, so
+// everything the sessions use outlives the io_context that owns them (a local of run()).
 class service {
  public:
-  explicit service(const config& cfg)
+  service(const config& cfg, std::function<config()> reload)
       : cfg_(cfg),
+        reload_(std::move(reload)),
         lock_(prepared(cfg.storage.data_dir)),
         store_(database_path(cfg.storage.data_dir), store_options{cfg.storage.busy_timeout}),
-        registry_(cfg.limits.max_connections) {}
+        registry_(cfg.limits.max_connections),
+        admin_registry_(64) {}
 
   int run();
 
  private:
   void migrate();
+  void load_credentials();
   void add_routes(writer& w);
-  void wait_for_signal(listener& l, net::io_context& ioc);
+  void start_listeners(net::io_context& ioc);
+  void on_signals(net::io_context& ioc);
+  void wait_for_reload();
+  void reload();
+  void shut_down(net::io_context& ioc);
   void drain(net::io_context& ioc, std::chrono::steady_clock::time_point deadline);
 
   const config& cfg_;
+  std::function<config()> reload_;
   data_dir_lock lock_;
   store store_;
+  metrics stats_;
   connection_registry registry_;
-  router router_;
+  connection_registry admin_registry_;
+  std::unique_ptr<swappable<const secret_list>> secrets_;
+  std::unique_ptr<swappable<const bearer_auth>> auth_;
+  std::unique_ptr<swappable<ssl::context>> tls_;  // null with --plain-http
   std::unique_ptr<reader_pool> readers_;
-  std::unique_ptr<bearer_auth> auth_;
-  std::unique_ptr<boost::asio::ssl::context> tls_;
+  router router_;
+  router admin_router_;
+  std::vector<std::shared_ptr<listener>> listeners_;
+  std::unique_ptr<net::signal_set> stop_signals_;
+  std::unique_ptr<net::signal_set> reload_signal_;
 };
 
 void service::migrate() {
@@ -105,39 +104,54 @@ void service::migrate() {
   }
 }
 
+void service::load_credentials() {
+  secrets_ = std::make_unique<swappable<const secret_list>>(
+      std::make_shared<const secret_list>(load_webhook_secrets(cfg_)));
+  auth_ = std::make_unique<swappable<const bearer_auth>>(load_query_auth(cfg_));
+  if (auto context = load_tls(cfg_)) tls_ = std::make_unique<swappable<ssl::context>>(std::move(context));
+}
+
 void service::add_routes(writer& w) {
-  router_.add(http::verb::get, "/healthz",
-              [](const request&, const path_params&, const responder& respond) { respond(json_reply(http::status::ok, R"({"status":"ok"})")); });
-  router_.add(http::verb::post, "/webhooks/clerk",
-              webhook_handler(w, load_secrets(cfg_), cfg_.webhook.tolerance));
   // One reader per HTTP thread: a query never waits for a connection, nor for the writer.
-  readers_ = std::make_unique<reader_pool>(store_.file(), cfg_.runtime.threads,
+  readers_ = std::make_unique<reader_pool>(store_.file(), cfg_.runtime.threads + 1,
                                            static_cast<int>(cfg_.storage.busy_timeout.count()));
-  auth_ = std::make_unique<bearer_auth>(load_query_tokens(cfg_));
+  const handler healthz = [](const request&, const path_params&, const responder& respond) {
+    respond(json_reply(http::status::ok, R"({"status":"ok"})"));
+  };
+  router_.add(http::verb::get, "/healthz", healthz);
+  router_.add(http::verb::post, "/webhooks/clerk", webhook_handler(w, stats_, *secrets_, cfg_.webhook.tolerance));
   add_query_routes(router_, *auth_, *readers_);
+  router& admin = cfg_.listen.admin_enabled ? admin_router_ : router_;
+  if (cfg_.listen.admin_enabled) admin.add(http::verb::get, "/healthz", healthz);
+  add_admin_routes(admin, stats_, w, *readers_);
+  register_gauges(stats_, w, *readers_, store_.file());
+}
+
+void service::start_listeners(net::io_context& ioc) {
+  const tcp::endpoint main_endpoint(net::ip::make_address(cfg_.listen.address), cfg_.listen.port);
+  listeners_.push_back(std::make_shared<listener>(ioc, main_endpoint, tls_.get(),
+                                                  session_settings{router_, cfg_.limits, registry_, stats_}));
+  spdlog::info("usersync {} listening on {}/webhooks/clerk with {} threads", version,
+               url(tls_ ? "https" : "http", listeners_.back()->local_endpoint()), cfg_.runtime.threads);
+  if (cfg_.listen.admin_enabled) {
+    const tcp::endpoint admin(net::ip::make_address(cfg_.listen.admin_address), cfg_.listen.admin_port);
+    listeners_.push_back(std::make_shared<listener>(
+        ioc, admin, nullptr, session_settings{admin_router_, cfg_.limits, admin_registry_, stats_}));
+    spdlog::info("admin endpoints on {} (/metrics, /readyz, /healthz)",
+                 url("http", listeners_.back()->local_endpoint()));
+  }
+  for (auto& l : listeners_) l->run();
 }
 
 int service::run() {
   migrate();
-  tls_ = load_tls(cfg_);
-  writer_options writing;
-  writing.queue_limit = cfg_.storage.writer_queue_limit;
-  writing.max_batch = cfg_.storage.writer_max_batch;
-  writing.batch_wait = cfg_.storage.writer_batch_wait;
-  writing.delivery_retention = cfg_.webhook.delivery_retention;
-  writer w(store_, writing);
+  load_credentials();
+  writer w(store_, writer_settings(cfg_, stats_));
   add_routes(w);
   {
     net::io_context ioc(static_cast<int>(cfg_.runtime.threads));
-    const tcp::endpoint endpoint(net::ip::make_address(cfg_.listen.address), cfg_.listen.port);
-    auto l = std::make_shared<listener>(ioc, endpoint, tls_.get(),
-                                        session_settings{router_, cfg_.limits, registry_});
-    const auto bound = l->local_endpoint();
-    spdlog::info("usersync {} listening on {}://{}:{}/webhooks/clerk with {} threads", version,
-                 tls_ ? "https" : "http", bound.address().to_string(), bound.port(),
-                 cfg_.runtime.threads);
-    l->run();
-    wait_for_signal(*l, ioc);
+    start_listeners(ioc);
+    on_signals(ioc);
     std::vector<std::thread> threads;
     for (unsigned i = 1; i < cfg_.runtime.threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
     ioc.run();
@@ -145,34 +159,82 @@ int service::run() {
     // Commits everything already queued; completions post to the stopped io_context, whose
     // destruction at the end of this block then releases the sessions they hold.
     w.stop();
+    stop_signals_.reset();
+    reload_signal_.reset();
+    listeners_.clear();
   }
   store_.checkpoint();
   spdlog::info("usersync stopped cleanly");
   return 0;
 }
 
-void service::wait_for_signal(listener& l, net::io_context& ioc) {
-  auto signals = std::make_shared<net::signal_set>(ioc, SIGINT, SIGTERM);
-  signals->async_wait([this, signals, &l, &ioc](error_code ec, int signo) {
+void service::on_signals(net::io_context& ioc) {
+  stop_signals_ = std::make_unique<net::signal_set>(ioc, SIGINT, SIGTERM);
+  stop_signals_->async_wait([this, &ioc](error_code ec, int signo) {
     if (ec) return;
-    spdlog::info("signal {}: no longer accepting; finishing in-flight requests (up to {}s)",
-                 signo, cfg_.runtime.shutdown_timeout.count());
-    l.stop();
-    registry_.drain_all();
-    // A second signal stops at once.
-    signals->async_wait([&ioc](error_code e, int) {
-      if (!e) ioc.stop();
-    });
-    drain(ioc, std::chrono::steady_clock::now() + cfg_.runtime.shutdown_timeout);
+    spdlog::info("signal {}: no longer accepting; finishing in-flight requests (up to {}s)", signo,
+                 cfg_.runtime.shutdown_timeout.count());
+    shut_down(ioc);
+  });
+  reload_signal_ = std::make_unique<net::signal_set>(ioc, SIGHUP);
+  wait_for_reload();
+}
+
+void service::wait_for_reload() {
+  reload_signal_->async_wait([this](error_code ec, int) {
+    if (ec) return;
+    reload();
+    wait_for_reload();
   });
 }
 
+// Re-reads the configuration and replaces, one by one, the credentials that loaded; a part
+// that fails keeps its old value, so a bad new file never takes the service down.
+void service::reload() {
+  spdlog::info("SIGHUP: reloading the TLS certificate, webhook secrets and query tokens");
+  config next;
+  try {
+    next = reload_();
+  } catch (const std::exception& e) {
+    spdlog::error("reload failed, keeping the current settings: {}", e.what());
+    return;
+  }
+  try {
+    secrets_->set(std::make_shared<const secret_list>(load_webhook_secrets(next)));
+    spdlog::info("webhook secrets reloaded");
+  } catch (const std::exception& e) {
+    spdlog::error("webhook secrets not reloaded, keeping the current ones: {}", e.what());
+  }
+  try {
+    auth_->set(load_query_auth(next));
+    spdlog::info("query tokens reloaded");
+  } catch (const std::exception& e) {
+    spdlog::error("query tokens not reloaded, keeping the current ones: {}", e.what());
+  }
+  if (!tls_) return;
+  try {
+    tls_->set(load_tls(next));
+    spdlog::info("TLS certificate reloaded; new connections use it");
+  } catch (const std::exception& e) {
+    spdlog::error("TLS certificate not reloaded, keeping the current one: {}", e.what());
+  }
+}
+
+void service::shut_down(net::io_context& ioc) {
+  for (auto& l : listeners_) l->stop();
+  registry_.drain_all();
+  admin_registry_.drain_all();
+  // A second signal stops at once.
+  stop_signals_->async_wait([&ioc](error_code e, int) {
+    if (!e) ioc.stop();
+  });
+  drain(ioc, std::chrono::steady_clock::now() + cfg_.runtime.shutdown_timeout);
+}
+
 void service::drain(net::io_context& ioc, std::chrono::steady_clock::time_point deadline) {
-  if (registry_.active() == 0 || std::chrono::steady_clock::now() >= deadline) {
-    if (registry_.active() > 0) {
-      spdlog::warn("shutdown deadline reached with {} connections open; closing them",
-                   registry_.active());
-    }
+  const std::size_t open = registry_.active() + admin_registry_.active();
+  if (open == 0 || std::chrono::steady_clock::now() >= deadline) {
+    if (open > 0) spdlog::warn("shutdown deadline reached with {} connections open; closing them", open);
     ioc.stop();
     return;
   }
@@ -182,8 +244,8 @@ void service::drain(net::io_context& ioc, std::chrono::steady_clock::time_point 
 
 }  // namespace
 
-int run_server(const config& cfg) {
-  service s(cfg);
+int run_server(const config& cfg, std::function<config()> reload) {
+  service s(cfg, std::move(reload));
   return s.run();
 }
 

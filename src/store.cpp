@@ -54,6 +54,7 @@ constexpr const char* next_change_seq =
     "UPDATE change_sequence SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq";
 constexpr const char* record_rejected =
     "INSERT INTO rejected_deliveries (svix_id, received_at, error, body) VALUES (?1, ?2, ?3, ?4)";
+constexpr const char* probe = "UPDATE change_sequence SET last_seq = last_seq WHERE id = 1";
 constexpr const char* begin = "BEGIN IMMEDIATE";
 constexpr const char* commit = "COMMIT";
 constexpr const char* rollback = "ROLLBACK";
@@ -218,6 +219,13 @@ void write_batch::record_rejected(const rejected_delivery& r) {
   in_savepoint([&] {
     store_.insert_rejected(r);
     return 0;
+  });
+}
+
+void write_batch::probe() {
+  in_savepoint([&] {
+    SQLite::Statement touch(*store_.db_, sql::probe);
+    return touch.exec();
   });
 }
 

@@ -80,6 +80,8 @@ class write_batch {
 
   apply_outcome apply(const delivery& d);
   void record_rejected(const rejected_delivery& r);
+  // Writes one page without changing anything: proves the database takes writes.
+  void probe();
   void commit();
 
  private:

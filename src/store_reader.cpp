@@ -2,6 +2,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include "migrations.hpp"
 #include "store_internal.hpp"
 
 namespace usersync {
@@ -133,6 +134,14 @@ std::optional<data_item> store_reader::data(std::string_view clerk_id, std::stri
     if (!q->executeStep()) return std::nullopt;
     return data_item{q->getColumn(0).getString(), q->getColumn(1).getString(), q->getColumn(2).getString()};
   });
+}
+
+std::int64_t store_reader::user_count() {
+  return translate_errors(file_, [&] { return db_->execAndGet("SELECT count(*) FROM users").getInt64(); });
+}
+
+int store_reader::schema_version() {
+  return translate_errors(file_, [&] { return current_schema_version(*db_); });
 }
 
 reader_pool::reader_pool(const std::filesystem::path& db_file, std::size_t size, int busy_timeout_ms) {

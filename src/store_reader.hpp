@@ -57,6 +57,8 @@ class store_reader {
   // in change_seq order.
   std::vector<change_view> changes(std::string_view since, std::int64_t after_seq, int limit);
   std::optional<data_item> data(std::string_view clerk_id, std::string_view key);
+  std::int64_t user_count();
+  int schema_version();
 
  private:
   struct statements;

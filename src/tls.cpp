@@ -84,8 +84,8 @@ std::string to_pem(Write write) {
 
 }  // namespace
 
-std::unique_ptr<ssl::context> make_tls_context(const fs::path& cert, const fs::path& key) {
-  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
+std::shared_ptr<ssl::context> make_tls_context(const fs::path& cert, const fs::path& key) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   // tls_server allows every version; TLS 1.0 and 1.1 are refused here.
   SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression |

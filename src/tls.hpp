@@ -10,7 +10,7 @@ namespace usersync {
 
 // Loads a certificate chain and its key. Throws std::runtime_error naming the file and the
 // problem (unreadable, not PEM, key does not match the certificate).
-std::unique_ptr<boost::asio::ssl::context> make_tls_context(const std::filesystem::path& cert,
+std::shared_ptr<boost::asio::ssl::context> make_tls_context(const std::filesystem::path& cert,
                                                             const std::filesystem::path& key);
 
 struct dev_certificate {

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "clerk_event.hpp"
+#include "metrics.hpp"
 #include "writer.hpp"
 
 namespace usersync {
@@ -48,9 +49,16 @@ reply failure_reply(const write_result& result) {
   return r;
 }
 
-std::string note(std::string_view svix_id, std::string_view type, std::string_view outcome) {
-  return "svix_id=" + std::string(svix_id) + " type=" + std::string(type) +
-         " outcome=" + std::string(outcome);
+void count(metrics& stats, std::string_view type, std::string_view outcome) {
+  stats.deliveries.add("type=\"" + metrics::event_type_label(type) + "\",outcome=\"" +
+                       std::string(outcome) + "\"");
+}
+
+reply noted(reply r, std::string_view svix_id, std::string_view type, std::string_view outcome) {
+  r.svix_id = svix_id;
+  r.event_type = type;
+  r.outcome = outcome;
+  return r;
 }
 
 }  // namespace
@@ -62,10 +70,11 @@ reply reply_for(const write_result& result) {
   return json_reply(http::status::ok, boost::json::serialize(body));
 }
 
-webhook_handler::webhook_handler(writer& w, std::vector<webhook_secret> secrets,
+webhook_handler::webhook_handler(writer& w, metrics& stats, const swappable<const secret_list>& secrets,
                                  std::chrono::seconds tolerance, clock_fn now)
     : writer_(w),
-      secrets_(std::make_shared<const std::vector<webhook_secret>>(std::move(secrets))),
+      stats_(stats),
+      secrets_(secrets),
       tolerance_(tolerance),
       now_(std::move(now)) {}
 
@@ -73,33 +82,36 @@ void webhook_handler::operator()(const request& req, const path_params&, respond
   const webhook_headers headers = read_headers(req);
   const auto received_at = now_();
   // Verify before parsing: nothing in an unauthenticated body is ever looked at.
-  const verify_result verified = verify_webhook(*secrets_, headers, req.body(), received_at, tolerance_);
+  const verify_result verified =
+      verify_webhook(*secrets_.get(), headers, req.body(), received_at, tolerance_);
   if (verified != verify_result::ok) {
     reply r = json_error(http::status::unauthorized, to_string(verified),
                          "the request is not signed by a configured webhook secret");
-    r.log_note = note(headers.id, "-", "unauthorized:" + std::string(to_string(verified)));
-    respond(std::move(r));
+    count(stats_, "unknown", "unauthorized");
+    // The id is the sender's claim, not verified: logged, but cut short.
+    respond(noted(std::move(r), headers.id.substr(0, 64), "",
+                  "unauthorized:" + std::string(to_string(verified))));
     return;
   }
   std::string svix_id(headers.id);
   decode_result decoded = decode_clerk_event(req.body());
   if (!decoded.event) {
     rejected_delivery rejection{svix_id, decoded.error, req.body(), received_at};
+    count(stats_, "unknown", "rejected");
     writer_.record_rejected(std::move(rejection), [respond, svix_id, error = decoded.error](write_result r) {
       if (r.failure) spdlog::warn("could not record rejected delivery {}: {}", svix_id, r.error);
-      reply out = json_error(http::status::bad_request, "malformed_event", error);
-      out.log_note = note(svix_id, "-", "malformed");
-      respond(std::move(out));
+      respond(noted(json_error(http::status::bad_request, "malformed_event", error), svix_id, "",
+                    "malformed"));
     });
     return;
   }
   const std::string type = decoded.event->type;
   delivery d{svix_id, std::move(*decoded.event), received_at};
-  writer_.apply(std::move(d), [respond, svix_id, type](write_result r) {
+  writer_.apply(std::move(d), [respond, svix_id, type, &stats = stats_](write_result r) {
     if (r.failure) spdlog::error("delivery {} not applied: {}", svix_id, r.error);
-    reply out = reply_for(r);
-    out.log_note = note(svix_id, type, r.failure ? failure_code(*r.failure) : to_string(*r.outcome));
-    respond(std::move(out));
+    count(stats, type, r.failure ? "failed" : to_string(*r.outcome));
+    respond(noted(reply_for(r), svix_id, type,
+                  r.failure ? failure_code(*r.failure) : to_string(*r.outcome)));
   });
 }
 

@@ -9,9 +9,11 @@
 
 #include "router.hpp"
 #include "svix_verify.hpp"
+#include "swappable.hpp"
 
 namespace usersync {
 
+class metrics;
 class writer;
 struct write_result;
 
@@ -19,14 +21,18 @@ using clock_fn = std::function<std::chrono::system_clock::time_point()>;
 
 class webhook_handler {
  public:
-  webhook_handler(writer& w, std::vector<webhook_secret> secrets, std::chrono::seconds tolerance,
-                  clock_fn now = std::chrono::system_clock::now);
+  using secret_list = std::vector<webhook_secret>;
+
+  // `secrets` is read per request, so a SIGHUP that replaces it applies to the next one.
+  webhook_handler(writer& w, metrics& stats, const swappable<const secret_list>& secrets,
+                  std::chrono::seconds tolerance, clock_fn now = std::chrono::system_clock::now);
 
   void operator()(const request& req, const path_params&, responder respond) const;
 
  private:
   writer& writer_;
-  std::shared_ptr<const std::vector<webhook_secret>> secrets_;
+  metrics& stats_;
+  const swappable<const secret_list>& secrets_;
   std::chrono::seconds tolerance_;
   clock_fn now_;
 };

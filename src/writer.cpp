@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace usersync {
 namespace {
 
@@ -46,6 +48,21 @@ void writer::record_rejected(rejected_delivery rejection, completion done) {
             return r;
           },
           std::move(done)});
+}
+
+void writer::probe(completion done) {
+  submit({[](write_batch& batch) {
+            batch.probe();
+            write_result r;
+            r.recorded = true;
+            return r;
+          },
+          std::move(done), true});
+}
+
+std::string writer::last_failure() const {
+  std::lock_guard lock(mutex_);
+  return last_failure_;
 }
 
 void writer::submit(job j) {
@@ -105,6 +122,7 @@ std::deque<writer::job> writer::take_batch(std::unique_lock<std::mutex>& lock) {
 // in it, since none of them is durable.
 void writer::write(std::deque<job>& batch) {
   std::vector<write_result> results(batch.size());
+  const auto started = std::chrono::steady_clock::now();
   try {
     write_batch tx(db_);
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -116,10 +134,20 @@ void writer::write(std::deque<job>& batch) {
       }
     }
     tx.commit();
+    if (options_.commit_latency != nullptr) {
+      options_.commit_latency->observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    }
     commits_.fetch_add(1, std::memory_order_relaxed);
-    committed_.fetch_add(batch.size(), std::memory_order_relaxed);
+    committed_.fetch_add(static_cast<std::uint64_t>(std::count_if(batch.begin(), batch.end(),
+                                                                  [](const job& j) { return !j.probe; })),
+                         std::memory_order_relaxed);
+    std::lock_guard lock(mutex_);
+    last_failure_.clear();
   } catch (const storage_error& e) {
     for (auto& r : results) r = failed(e);
+    std::lock_guard lock(mutex_);
+    last_failure_ = e.what();
   }
   for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
 }

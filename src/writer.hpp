@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "metrics.hpp"
 #include "store.hpp"
 
 namespace usersync {
@@ -32,6 +33,7 @@ struct writer_options {
   std::chrono::microseconds batch_wait{0};  // extra wait for a fuller batch; 0: none when idle
   std::chrono::hours delivery_retention{24 * 14};
   std::chrono::minutes maintenance_interval{60};
+  histogram* commit_latency = nullptr;  // observes each transaction, when set
 };
 
 class writer {
@@ -49,6 +51,13 @@ class writer {
   void apply(delivery d, completion done);
   void record_rejected(rejected_delivery r, completion done);
 
+  // An empty transaction through the queue: its completion (recorded=true, or a failure)
+  // tells whether the database takes writes now. For readiness probes.
+  void probe(completion done);
+
+  // Why the last transaction failed, until one commits again; empty while writes succeed.
+  std::string last_failure() const;
+
   // Finishes everything queued, checkpoints, and joins the thread. Idempotent.
   void stop();
 
@@ -60,6 +69,7 @@ class writer {
   struct job {
     std::function<write_result(write_batch&)> work;
     completion done;
+    bool probe = false;  // not a delivery: left out of the delivery count
   };
   void submit(job j);
   void run();
@@ -76,6 +86,7 @@ class writer {
   std::chrono::steady_clock::time_point next_maintenance_;
   std::atomic<std::uint64_t> commits_{0};
   std::atomic<std::uint64_t> committed_{0};
+  std::string last_failure_;  // guarded by mutex_
   std::thread thread_;
 };
 
