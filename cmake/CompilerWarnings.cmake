@@ -6,6 +6,13 @@ target_compile_options(usersync_warnings INTERFACE
   -Wimplicit-fallthrough)
 
 add_library(usersync_sanitizers INTERFACE)
+if(USERSYNC_SANITIZE AND USERSYNC_TSAN)
+  message(FATAL_ERROR "USERSYNC_SANITIZE (ASan+UBSan) and USERSYNC_TSAN cannot be combined")
+endif()
+if(USERSYNC_TSAN)
+  target_compile_options(usersync_sanitizers INTERFACE -fsanitize=thread -fno-omit-frame-pointer)
+  target_link_options(usersync_sanitizers INTERFACE -fsanitize=thread)
+endif()
 if(USERSYNC_SANITIZE)
   target_compile_options(usersync_sanitizers INTERFACE
     -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)

@@ -3,6 +3,8 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include <cctype>
+
 namespace usersync {
 namespace {
 
@@ -19,9 +21,11 @@ bearer_auth::bearer_auth(const std::vector<std::string>& tokens) {
 }
 
 bool bearer_auth::allows(std::string_view authorization) const {
-  constexpr std::string_view scheme = "Bearer ";
-  if (authorization.size() <= scheme.size() || authorization.substr(0, scheme.size()) != scheme) {
-    return false;
+  // The scheme name is case-insensitive (RFC 9110 section 11.1); the token is not.
+  constexpr std::string_view scheme = "bearer ";
+  if (authorization.size() <= scheme.size()) return false;
+  for (std::size_t i = 0; i < scheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i]) return false;
   }
   const auto presented = sha256(authorization.substr(scheme.size()));
   bool match = false;

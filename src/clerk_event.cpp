@@ -1,5 +1,7 @@
 #include "clerk_event.hpp"
 
+#include <cmath>
+
 #include <boost/json.hpp>
 
 #include <cstddef>
@@ -35,12 +37,33 @@ decode_result refuse(problem message) { return decode_result{std::nullopt, std::
 
 // Boost.JSON's defaults are the limits we want: depth 32 bounds the recursion an attacker
 // can cause, and invalid UTF-8 is refused before it reaches SQLite text columns.
+// Boost.JSON 1.81 reads a number beyond double's range (1e400) as infinity without an error,
+// and would write it back as `Infinity`, which is not JSON: the stored object would be
+// refused by the database on every retry. Such a body is malformed.
+bool has_non_finite_number(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::double_: return !std::isfinite(v.get_double());
+    case json::kind::array:
+      for (const auto& item : v.get_array()) {
+        if (has_non_finite_number(item)) return true;
+      }
+      return false;
+    case json::kind::object:
+      for (const auto& member : v.get_object()) {
+        if (has_non_finite_number(member.value())) return true;
+      }
+      return false;
+    default: return false;
+  }
+}
+
 problem parse_object(std::string_view body, json::value& doc) {
   json::error_code ec;
   const json::parse_options options{};
   doc = json::parse(body, ec, json::storage_ptr{}, options);
   if (ec) return "body is not valid JSON: " + ec.message();
   if (!doc.is_object()) return "body is not a JSON object";
+  if (has_non_finite_number(doc)) return "body holds a number too large to represent (e.g. 1e400)";
   return {};
 }
 

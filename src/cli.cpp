@@ -4,10 +4,13 @@
 
 #include <iostream>
 
+#include "cli_backup.hpp"
+#include "cli_sign.hpp"
 #include "data_dir.hpp"
 #include "logging.hpp"
 #include "server.hpp"
 #include "store.hpp"
+#include "tls.hpp"
 #include "version.hpp"
 
 namespace usersync {
@@ -19,7 +22,13 @@ constexpr const char* usage =
     "usage: usersync COMMAND [OPTIONS]\n\n"
     "commands:\n"
     "  serve     receive webhooks over HTTPS and apply them to the database\n"
-    "  migrate   create the database or bring its schema up to date, then exit\n\n"
+    "  migrate   create the database or bring its schema up to date, then exit\n"
+    "  backup [--name LABEL]   take a verified backup now (while serve runs or not)\n"
+    "  backup verify FILE      recompute a backup's SHA-256 and integrity check\n"
+    "  backups   list backups with age, size, schema version and verification state\n"
+    "  restore FILE            replace the database with a verified backup (serve stopped)\n"
+    "  check-config [OPTIONS]  validate serve's settings and files without starting\n"
+    "  sign FILE               print svix-* headers signing FILE (for test events)\n\n"
     "  usersync COMMAND --help   options of a command (flags, USERSYNC_* variables, config keys)\n"
     "  usersync --version\n";
 
@@ -48,10 +57,43 @@ int migrate(const config& cfg) {
   return 0;
 }
 
+// Validates what serve would load: every setting, the secret and token files, the TLS pair.
+int check_config(const config& cfg) {
+  if (!cfg.listen.plain_http && !cfg.listen.tls_cert.empty()) {
+    make_tls_context(cfg.listen.tls_cert, cfg.listen.tls_key);
+  }
+  std::cout << "configuration OK\n"
+            << "  data directory   " << cfg.storage.data_dir.string() << "\n"
+            << "  webhooks         " << (cfg.listen.plain_http ? "http" : "https") << "://"
+            << cfg.listen.address << ":" << cfg.listen.port << "/webhooks/clerk\n"
+            << "  TLS              "
+            << (cfg.listen.plain_http ? "off (--plain-http)"
+                : cfg.listen.tls_cert.empty() ? "dev self-signed certificate" : cfg.listen.tls_cert.string())
+            << "\n  webhook secrets  "
+            << (cfg.webhook.secrets.empty() ? std::string("dev secret in the data directory")
+                                            : std::to_string(cfg.webhook.secrets.size()) + " configured")
+            << "\n  query tokens     "
+            << (cfg.query.tokens.empty() ? std::string("dev token in the data directory")
+                                         : std::to_string(cfg.query.tokens.size()) + " configured")
+            << "\n  admin endpoints  "
+            << (cfg.listen.admin_enabled ? cfg.listen.admin_address + ":" + std::to_string(cfg.listen.admin_port)
+                                         : std::string("on the main listener"))
+            << "\n  backups          "
+            << (cfg.backup.interval.count() == 0 ? std::string("off")
+                                                 : "every " + std::to_string(cfg.backup.interval.count()) + " s to " + cfg.backup.dir.string())
+            << "\n";
+  return 0;
+}
+
 using command_fn = int (*)(const config&);
 
 command_fn find_command(const std::string& name) {
   if (name == "migrate") return migrate;
+  if (name == "check-config") return check_config;
+  if (name == "sign") return sign_command;
+  if (name == "backup") return backup_command;
+  if (name == "backups") return backups_command;
+  if (name == "restore") return restore_command;
   return nullptr;
 }
 
@@ -72,7 +114,8 @@ int run_cli(const std::vector<std::string>& args, const environment& env) {
     return 2;
   }
   const std::vector<std::string> rest(args.begin() + 1, args.end());
-  const parsed_command parsed = parse_command(args[0], rest, env);
+  // check-config takes exactly serve's settings.
+  const parsed_command parsed = parse_command(args[0] == "check-config" ? "serve" : args[0], rest, env);
   if (parsed.help) {
     std::cout << "usage: usersync " << args[0] << " [OPTIONS]\n\n" << parsed.help_text;
     return 0;

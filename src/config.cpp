@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "backup.hpp"
 #include "svix_verify.hpp"
 
 namespace usersync {
@@ -28,6 +29,7 @@ struct raw_values {
   std::string config_file, data_dir, listen, admin_listen, tls_cert, tls_key, secret_file, log_level,
       log_format;
   std::vector<std::string> secrets, query_tokens;
+  std::string sign_id, sign_timestamp, sign_file;
   std::string query_token_file;
   bool plain_http = false;
   long long body_limit = 0, header_limit = 0, read_timeout = 0, idle_timeout = 0,
@@ -68,6 +70,27 @@ void add_common_options(po::options_description& desc, raw_values& v) {
      "text, or json for one JSON object per line");
 }
 
+// The webhook signing secrets: serve verifies with them, sign signs with the first.
+void add_secret_options(po::options_description& desc, raw_values& v) {
+  option_adder add(desc);
+  add("webhook-secret", po::value(&v.secrets)->composing()->value_name("whsec_..."),
+      "Svix signing secret; repeat (or separate with spaces) to accept several while rotating. "
+      "Prefer --webhook-secret-file: arguments are visible to other local users")
+    ("webhook-secret-file", po::value(&v.secret_file)->value_name("FILE"),
+     "file with one signing secret per line (default: a dev secret made in the data dir)");
+}
+
+// `usersync sign FILE`: what to put in the svix-id and svix-timestamp headers.
+void add_sign_options(po::options_description& desc, po::options_description& hidden,
+                      po::positional_options_description& positional, raw_values& v) {
+  option_adder add(desc);
+  add("id", po::value(&v.sign_id)->value_name("MSG_ID"), "svix-id to sign (default: a new random msg_...)")
+    ("timestamp", po::value(&v.sign_timestamp)->value_name("SECONDS"),
+     "svix-timestamp to sign, in Unix seconds (default: now)");
+  hidden.add_options()("body-file", po::value(&v.sign_file));
+  positional.add("body-file", 1);
+}
+
 void add_serve_options(po::options_description& desc, raw_values& v) {
   option_adder add(desc);
   add("listen", po::value(&v.listen)->default_value("0.0.0.0:8443")->value_name("HOST:PORT"),
@@ -80,11 +103,6 @@ void add_serve_options(po::options_description& desc, raw_values& v) {
     ("tls-cert", po::value(&v.tls_cert)->value_name("FILE"),
      "PEM certificate chain (default: a self-signed dev certificate made in the data dir)")
     ("tls-key", po::value(&v.tls_key)->value_name("FILE"), "PEM private key for --tls-cert")
-    ("webhook-secret", po::value(&v.secrets)->composing()->value_name("whsec_..."),
-     "Svix signing secret; repeat (or separate with spaces) to accept several while rotating. "
-     "Prefer --webhook-secret-file: arguments are visible to other local users")
-    ("webhook-secret-file", po::value(&v.secret_file)->value_name("FILE"),
-     "file with one signing secret per line (default: a dev secret made in the data dir)")
     ("query-token", po::value(&v.query_tokens)->composing()->value_name("TOKEN"),
      "bearer token for the /v1 query API; repeat (or separate with spaces) for several. "
      "Prefer --query-token-file")
@@ -237,6 +255,29 @@ void convert_common(const raw_values& v, const environment& env, config& cfg) {
   cfg.runtime.log_format = v.log_format;
 }
 
+void convert_secrets(const raw_values& v, config& cfg) {
+  cfg.webhook.secrets = split_values(v.secrets);
+  check_secrets(cfg.webhook.secrets, "--webhook-secret/" + env_name("webhook-secret"));
+  if (!v.secret_file.empty()) {
+    cfg.webhook.secret_file = v.secret_file;
+    auto from_file = read_list_file(v.secret_file, "webhook-secret-file");
+    check_secrets(from_file, v.secret_file);
+    cfg.webhook.secrets.insert(cfg.webhook.secrets.end(), from_file.begin(), from_file.end());
+  }
+}
+
+void convert_sign(const raw_values& v, config& cfg) {
+  if (v.sign_file.empty()) throw config_error("usage: usersync sign [--id MSG_ID] [--timestamp SECONDS] FILE (- for stdin)");
+  cfg.sign.body_file = v.sign_file;
+  cfg.sign.id = v.sign_id;
+  if (!v.sign_timestamp.empty()) {
+    if (v.sign_timestamp.size() > 12 || !std::all_of(v.sign_timestamp.begin(), v.sign_timestamp.end(), ::isdigit)) {
+      invalid("timestamp", "must be Unix seconds, e.g. $(date +%s)");
+    }
+    cfg.sign.timestamp = std::stoll(v.sign_timestamp);
+  }
+}
+
 void convert_serve(const raw_values& v, config& cfg) {
   parse_listen(v, cfg.listen);
   cfg.listen.plain_http = v.plain_http;
@@ -246,14 +287,6 @@ void convert_serve(const raw_values& v, config& cfg) {
   }
   cfg.listen.tls_cert = v.tls_cert;
   cfg.listen.tls_key = v.tls_key;
-  cfg.webhook.secrets = split_values(v.secrets);
-  check_secrets(cfg.webhook.secrets, "--webhook-secret/" + env_name("webhook-secret"));
-  if (!v.secret_file.empty()) {
-    cfg.webhook.secret_file = v.secret_file;
-    auto from_file = read_list_file(v.secret_file, "webhook-secret-file");
-    check_secrets(from_file, v.secret_file);
-    cfg.webhook.secrets.insert(cfg.webhook.secrets.end(), from_file.begin(), from_file.end());
-  }
   convert_query_tokens(v, cfg);
   cfg.webhook.tolerance = std::chrono::seconds(in_range("timestamp-tolerance", v.tolerance, 1, 3600));
   cfg.webhook.delivery_retention =
@@ -275,6 +308,72 @@ void convert_serve(const raw_values& v, config& cfg) {
       std::chrono::microseconds(in_range("writer-batch-wait-us", v.batch_wait_us, 0, 1000000));
 }
 
+// Backup settings, and the arguments of the backup commands (hidden positional operands).
+struct raw_backup_values {
+  std::string dir, name;
+  long long interval = 0, keep = 0, keep_daily_days = 0;
+  std::vector<std::string> operands;
+};
+
+bool takes_backup_options(const std::string& subcommand) {
+  return subcommand == "serve" || subcommand == "backup" || subcommand == "backups" ||
+         subcommand == "restore";
+}
+
+void add_backup_options(const std::string& subcommand, po::options_description& desc,
+                        po::options_description& hidden, po::positional_options_description& positional,
+                        raw_backup_values& b) {
+  if (!takes_backup_options(subcommand)) return;
+  option_adder add(desc);
+  add("backup-dir", po::value(&b.dir)->value_name("DIR"),
+      "where backups are kept (default: DATA_DIR/backups); created 0700");
+  if (subcommand == "serve") {
+    add("backup-interval", po::value(&b.interval)->default_value(3600),
+        "seconds between verified backups taken while serving; 0 turns them off");
+  }
+  if (subcommand == "serve" || subcommand == "backup") {
+    add("backup-keep", po::value(&b.keep)->default_value(10),
+        "retention: keep the newest N backups (the newest verified one is never removed)")
+      ("backup-keep-daily-days", po::value(&b.keep_daily_days)->default_value(0),
+       "retention: also keep the newest verified backup of each of the last D days; 0: off");
+  }
+  if (subcommand == "backup") {
+    desc.add_options()("name", po::value(&b.name)->value_name("LABEL"),
+                       "label added to the backup's file name (letters, digits, '_', '-')");
+  }
+  if (subcommand == "backup" || subcommand == "restore") {
+    hidden.add_options()("operand", po::value(&b.operands)->composing());
+    positional.add("operand", -1);
+  }
+}
+
+void convert_backup(const std::string& subcommand, const raw_backup_values& b, config& cfg) {
+  if (!takes_backup_options(subcommand)) return;
+  auto& out = cfg.backup;
+  out.dir = b.dir.empty() ? cfg.storage.data_dir / "backups" : std::filesystem::path(b.dir);
+  if (subcommand == "serve") out.interval = std::chrono::seconds(in_range("backup-interval", b.interval, 0, 366LL * 86400));
+  if (subcommand == "serve" || subcommand == "backup") {
+    out.keep_last = in_range_as<std::size_t>("backup-keep", b.keep, 1, 100000);
+    out.keep_daily_days = in_range_as<int>("backup-keep-daily-days", b.keep_daily_days, 0, 3650);
+  }
+  if (!b.name.empty() && !valid_backup_label(b.name)) {
+    invalid("name", "'" + b.name + "' is not a label: use 1 to 64 letters, digits, '_' or '-'");
+  }
+  out.label = b.name;
+  const auto& ops = b.operands;
+  if (subcommand == "backup") {
+    if (ops.size() == 2 && ops[0] == "verify" && b.name.empty()) {
+      out.verify = true;
+      out.file = ops[1];
+    } else if (!ops.empty()) {
+      throw config_error("usage: usersync backup [--name LABEL], or usersync backup verify FILE");
+    }
+  } else if (subcommand == "restore") {
+    if (ops.size() != 1) throw config_error("usage: usersync restore FILE (see usersync backups)");
+    out.file = ops[0];
+  }
+}
+
 // Maps USERSYNC_DATA_DIR to data-dir; other variables are not ours and are skipped.
 std::string env_to_option(const po::options_description& desc, const std::string& variable) {
   if (variable.rfind(env_prefix, 0) != 0) return {};
@@ -285,9 +384,13 @@ std::string env_to_option(const po::options_description& desc, const std::string
   return desc.find_nothrow(option, false) ? option : std::string{};
 }
 
-void store_all_sources(const po::options_description& desc, const std::vector<std::string>& args,
+// A config file written for serve also serves the other commands: for them, keys they do not
+// use are skipped (serve and check-config still refuse unknown keys).
+void store_all_sources(bool strict_file, const po::options_description& desc,
+                       const po::positional_options_description& positional,
+                       const std::vector<std::string>& args,
                        const environment& env, po::variables_map& vm) {
-  po::store(po::command_line_parser(args).options(desc).run(), vm);
+  po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
   po::parsed_options from_env(&desc);
   for (const auto& [name, value] : env) {
     const std::string option = env_to_option(desc, name);
@@ -301,7 +404,7 @@ void store_all_sources(const po::options_description& desc, const std::vector<st
     std::ifstream in(file);
     if (!in) throw config_error("cannot read --config file " + file + ": check the path");
     try {
-      po::store(po::parse_config_file(in, desc, false), vm);
+      po::store(po::parse_config_file(in, desc, !strict_file), vm);
     } catch (const po::error& e) {
       throw config_error("config file " + file + ": " + e.what() +
                          "; keys are the long option names, see --help");
@@ -338,16 +441,25 @@ std::filesystem::path default_data_dir(const environment& env) {
 parsed_command parse_command(const std::string& subcommand, const std::vector<std::string>& args,
                              const environment& env) {
   raw_values v;
+  raw_backup_values b;
   const bool serve = subcommand == "serve";
+  const bool sign = subcommand == "sign";
   po::options_description desc("usersync " + subcommand + " options", 100, 50);
   desc.add_options()("help,h", "show this help");
   add_common_options(desc, v);
+  if (serve || sign) add_secret_options(desc, v);
   if (serve) add_serve_options(desc, v);
+  po::options_description hidden;
+  po::positional_options_description positional;
+  if (sign) add_sign_options(desc, hidden, positional, v);
+  add_backup_options(subcommand, desc, hidden, positional, b);
+  po::options_description all;
+  all.add(desc).add(hidden);
 
   parsed_command out;
   po::variables_map vm;
   try {
-    store_all_sources(desc, args, env, vm);
+    store_all_sources(serve, all, positional, args, env, vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw config_error(std::string(e.what()) + "; see usersync " + subcommand + " --help");
@@ -358,7 +470,10 @@ parsed_command parse_command(const std::string& subcommand, const std::vector<st
   out.help = vm.count("help") > 0;
   if (out.help) return out;
   convert_common(v, env, out.cfg);
+  if (serve || sign) convert_secrets(v, out.cfg);
   if (serve) convert_serve(v, out.cfg);
+  if (sign) convert_sign(v, out.cfg);
+  convert_backup(subcommand, b, out.cfg);
   return out;
 }
 

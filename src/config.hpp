@@ -62,6 +62,24 @@ struct runtime_config {
   std::chrono::seconds shutdown_timeout{10};
 };
 
+// Backups: the job in `serve`, and what `backup`, `backup verify` and `restore` act on.
+struct backup_config {
+  std::filesystem::path dir;            // default DATA_DIR/backups
+  std::chrono::seconds interval{3600};  // between scheduled backups in serve; 0: none
+  std::size_t keep_last = 10;           // retention: the newest N
+  int keep_daily_days = 0;              // and one a day for D days; 0: off
+  std::string label;                    // backup --name LABEL
+  bool verify = false;                  // backup verify FILE
+  std::filesystem::path file;           // the FILE of backup verify and restore
+};
+
+// `usersync sign`: the body to sign and the headers to sign it with.
+struct sign_config {
+  std::filesystem::path body_file;  // "-" for stdin
+  std::string id;                   // empty: a new random msg_ id
+  std::optional<std::int64_t> timestamp;  // empty: now
+};
+
 struct config {
   listen_config listen;
   limits_config limits;
@@ -69,6 +87,8 @@ struct config {
   query_config query;
   storage_config storage;
   runtime_config runtime;
+  backup_config backup;
+  sign_config sign;
 };
 
 // A configuration problem an operator can fix; the message names the setting and the fix.

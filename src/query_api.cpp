@@ -49,8 +49,7 @@ std::optional<std::int64_t> parse_integer(std::string_view text) {
   return value;
 }
 
-// "2026-01-01", "2026-01-01T10:00:00Z" or with milliseconds: a prefix of our stored format,
-// so it compares correctly as text.
+// "2026-01-01", "2026-01-01T10:00:00Z" or with milliseconds.
 bool is_iso8601_utc(std::string_view t) {
   static constexpr std::string_view shape = "dddd-dd-ddTdd:dd:dd.dddZ";
   const bool date_only = t.size() == 10;
@@ -136,6 +135,8 @@ class query_api {
         return bad_parameter("updated_since must be ISO-8601 UTC: 2026-01-31, 2026-01-31T12:00:00Z or 2026-01-31T12:00:00.000Z");
       }
       since = it->second;
+      // Stored times carry milliseconds; as text, "...:10Z" would sort after "...:10.717Z".
+      if (since.size() == 20) since.insert(19, ".000");
     }
     std::int64_t limit = limits_.default_page;
     if (auto it = query.find("limit"); it != query.end()) {

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "admin_routes.hpp"
+#include "backup.hpp"
+#include "backup_scheduler.hpp"
 #include "bearer_auth.hpp"
 #include "credentials.hpp"
 #include "data_dir.hpp"
@@ -36,6 +38,36 @@ const std::filesystem::path& prepared(const std::filesystem::path& dir) {
   return dir;
 }
 
+// The database path, after PRAGMA quick_check: a damaged file stops the start with the
+// newest verified backups and the restore command, before anything is modified.
+std::filesystem::path checked_database(const config& cfg) {
+  const auto file = database_path(cfg.storage.data_dir);
+  check_database_or_explain(file, cfg.backup.dir);
+  return file;
+}
+
+backup_schedule backup_settings(const config& cfg) {
+  backup_schedule s;
+  s.interval = cfg.backup.interval;
+  s.retention = {cfg.backup.keep_last, cfg.backup.keep_daily_days};
+  return s;
+}
+
+// The last backup's time, size and result, read from the job at scrape time.
+void register_backup_gauges(metrics& stats, const backup_scheduler& backups) {
+  auto seconds = [](const std::optional<sys_time>& t) {
+    return t ? std::chrono::duration<double>(t->time_since_epoch()).count() : 0.0;
+  };
+  stats.add_gauge("usersync_last_backup_timestamp_seconds", "When the last backup started (0: none yet)",
+                  [&backups, seconds] { return seconds(backups.last_backup_status().last_attempt); });
+  stats.add_gauge("usersync_last_backup_success", "1 when the last backup was verified and kept",
+                  [&backups] { return backups.last_backup_status().last_ok ? 1.0 : 0.0; });
+  stats.add_gauge("usersync_last_backup_size_bytes", "Size of the last kept backup",
+                  [&backups] { return static_cast<double>(backups.last_backup_status().last_size_bytes); });
+  stats.add_counter("usersync_backups_failed_total", "Backups that failed (nothing was kept)",
+                    [&backups] { return static_cast<double>(backups.last_backup_status().failed); });
+}
+
 writer_options writer_settings(const config& cfg, metrics& stats) {
   writer_options o;
   o.queue_limit = cfg.storage.writer_queue_limit;
@@ -59,7 +91,7 @@ class service {
       : cfg_(cfg),
         reload_(std::move(reload)),
         lock_(prepared(cfg.storage.data_dir)),
-        store_(database_path(cfg.storage.data_dir), store_options{cfg.storage.busy_timeout}),
+        store_(checked_database(cfg), store_options{cfg.storage.busy_timeout}),
         registry_(cfg.limits.max_connections),
         admin_registry_(64) {}
 
@@ -148,6 +180,9 @@ int service::run() {
   load_credentials();
   writer w(store_, writer_settings(cfg_, stats_));
   add_routes(w);
+  backup_scheduler backups(backup_options{store_.file(), cfg_.backup.dir, "", cfg_.storage.busy_timeout},
+                           backup_settings(cfg_));
+  register_backup_gauges(stats_, backups);
   {
     net::io_context ioc(static_cast<int>(cfg_.runtime.threads));
     start_listeners(ioc);
@@ -163,6 +198,7 @@ int service::run() {
     reload_signal_.reset();
     listeners_.clear();
   }
+  backups.stop();  // interrupts a backup in progress; it leaves nothing behind
   store_.checkpoint();
   spdlog::info("usersync stopped cleanly");
   return 0;

@@ -391,3 +391,14 @@ TEST_CASE("banned or locked that is not a boolean is refused") {
   CHECK(refusal(with_data(created_fixture, [](json::object& d) { d["locked"] = 1; })) ==
         R"("data.locked" must be a boolean or null)");
 }
+
+TEST_CASE("a number beyond double's range is refused, since it cannot be stored as JSON") {
+  // Found by fuzz/clerk_event_fuzz: Boost.JSON reads 1e400 as infinity without an error.
+  for (const char* number : {"1e400", "-1e400"}) {
+    auto body = std::string(R"({"type":"user.created","data":{"id":"user_1","created_at":1,)"
+                            R"("updated_at":2,"public_metadata":{"score":)") + number + "}}}";
+    const usersync::decode_result r = usersync::decode_clerk_event(body);
+    CHECK_FALSE(r.event);
+    CHECK(r.error.find("too large") != std::string::npos);
+  }
+}

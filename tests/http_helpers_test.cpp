@@ -32,7 +32,8 @@ TEST_CASE("bearer auth accepts configured tokens only, with the Bearer scheme") 
   CHECK(auth.allows("Bearer token-one-0123456789"));
   CHECK(auth.allows("Bearer token-two-0123456789"));
   CHECK_FALSE(auth.allows("Bearer token-one-012345678"));
-  CHECK_FALSE(auth.allows("bearer token-one-0123456789"));
+  CHECK(auth.allows("bearer token-one-0123456789"));  // the scheme is case-insensitive
+  CHECK_FALSE(auth.allows("Bearer TOKEN-ONE-0123456789"));  // the token is not
   CHECK_FALSE(auth.allows("token-one-0123456789"));
   CHECK_FALSE(auth.allows("Bearer "));
   CHECK_FALSE(auth.allows(""));
