@@ -65,7 +65,7 @@ void add_common_options(po::options_description& desc, raw_values& v) {
     ("busy-timeout-ms", po::value(&v.busy_timeout_ms)->default_value(5000),
      "how long a write waits for another process's SQLite lock before answering 503")
     ("log-level", po::value(&v.log_level)->default_value("info"),
-     "trace, debug, info, warn, error or off")
+     "trace, debug, info, warn, error, critical or off")
     ("log-format", po::value(&v.log_format)->default_value("text"),
      "text, or json for one JSON object per line");
 }
@@ -381,6 +381,8 @@ std::string env_to_option(const po::options_description& desc, const std::string
   for (char c : variable.substr(std::string(env_prefix).size())) {
     option += c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
+  // Positional operands come from the command line only.
+  if (option == "operand" || option == "body-file") return {};
   return desc.find_nothrow(option, false) ? option : std::string{};
 }
 

@@ -174,6 +174,11 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
     keep_alive_ = false;
     started_ = std::chrono::steady_clock::now();
     req_ = {};
+    // Keep the request line when it was read, so logs and metrics name the endpoint.
+    if (parser_ && !parser_->get().target().empty()) {
+      req_.method(parser_->get().method());
+      req_.target(parser_->get().target());
+    }
     do_write(json_error(status, code, message));
   }
 

@@ -14,8 +14,32 @@ std::atomic<bool> json_mode{false};
 // Marks a message whose payload is already JSON members (a request record).
 constexpr char fields_marker = '\x1e';
 
+// The length of the valid UTF-8 sequence starting at text[i], or 0 when it is not one.
+std::size_t utf8_length(std::string_view text, std::size_t i) {
+  const auto lead = static_cast<unsigned char>(text[i]);
+  const std::size_t n = lead >= 0xf0 && lead <= 0xf4 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc2 && lead < 0xe0 ? 2 : 0;
+  if (n == 0 || i + n > text.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k) {
+    if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return 0;
+  }
+  return n;
+}
+
+// JSON string content: quotes, backslashes and controls escaped; bytes that are not valid
+// UTF-8 (a sender's header, cut mid-character) become U+FFFD so every line stays JSON.
 void append_escaped(spdlog::memory_buf_t& dest, std::string_view text) {
-  for (char c : text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      const std::size_t n = utf8_length(text, i);
+      if (n == 0) {
+        dest.append(std::string_view("\\ufffd"));
+      } else {
+        dest.append(text.substr(i, n));
+        i += n - 1;
+      }
+      continue;
+    }
     switch (c) {
       case '"': dest.append(std::string_view("\\\"")); break;
       case '\\': dest.append(std::string_view("\\\\")); break;

@@ -54,6 +54,13 @@ void count(metrics& stats, std::string_view type, std::string_view outcome) {
                        std::string(outcome) + "\"");
 }
 
+// At most `max` bytes of `text`, never ending inside a UTF-8 character.
+std::string_view utf8_prefix(std::string_view text, std::size_t max) {
+  if (text.size() <= max) return text;
+  while (max > 0 && (static_cast<unsigned char>(text[max]) & 0xc0) == 0x80) --max;
+  return text.substr(0, max);
+}
+
 reply noted(reply r, std::string_view svix_id, std::string_view type, std::string_view outcome) {
   r.svix_id = svix_id;
   r.event_type = type;
@@ -89,7 +96,7 @@ void webhook_handler::operator()(const request& req, const path_params&, respond
                          "the request is not signed by a configured webhook secret");
     count(stats_, "unknown", "unauthorized");
     // The id is the sender's claim, not verified: logged, but cut short.
-    respond(noted(std::move(r), headers.id.substr(0, 64), "",
+    respond(noted(std::move(r), utf8_prefix(headers.id, 64), "",
                   "unauthorized:" + std::string(to_string(verified))));
     return;
   }

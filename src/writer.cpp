@@ -134,14 +134,17 @@ void writer::write(std::deque<job>& batch) {
       }
     }
     tx.commit();
-    if (options_.commit_latency != nullptr) {
-      options_.commit_latency->observe(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    const auto deliveries = static_cast<std::uint64_t>(
+        std::count_if(batch.begin(), batch.end(), [](const job& j) { return !j.probe; }));
+    // Readiness probes are not deliveries: they stay out of the commit figures.
+    if (deliveries > 0) {
+      if (options_.commit_latency != nullptr) {
+        options_.commit_latency->observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      }
+      commits_.fetch_add(1, std::memory_order_relaxed);
+      committed_.fetch_add(deliveries, std::memory_order_relaxed);
     }
-    commits_.fetch_add(1, std::memory_order_relaxed);
-    committed_.fetch_add(static_cast<std::uint64_t>(std::count_if(batch.begin(), batch.end(),
-                                                                  [](const job& j) { return !j.probe; })),
-                         std::memory_order_relaxed);
     std::lock_guard lock(mutex_);
     last_failure_.clear();
   } catch (const storage_error& e) {
