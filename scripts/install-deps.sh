@@ -3,11 +3,11 @@
 # its tests). Works as root or through sudo.
 set -euo pipefail
 
-packages=(g++ cmake make pkg-config ca-certificates openssl sqlite3
+packages=(g++ cmake make pkg-config ca-certificates openssl sqlite3 curl
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
   libsqlitecpp-dev libsqlite3-dev libspdlog-dev libssl-dev doctest-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3 curl)
+  packages+=(python3)
   # Debian's nodejs and npm, unless a Node.js with npm is already installed (another build,
   # such as NodeSource's, conflicts with Debian's npm package).
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
