@@ -69,6 +69,20 @@ bool is_http_parse_error(const error_code& ec) {
   return ec.category() == beast::http::make_error_code(http::error::bad_target).category();
 }
 
+// Framing that Beast parses but a server must refuse (RFC 9112 sections 3.2 and 6.3). A
+// Transfer-Encoding that does not end in chunked leaves the body length unknown: Beast reads
+// no body, and the bytes that follow would be taken as a second request that no proxy in front
+// of us saw (request smuggling).
+std::optional<std::string_view> framing_error(const request& req) {
+  if (req.version() >= 11 && req.find(http::field::host) == req.end()) {
+    return "an HTTP/1.1 request must have a Host header";
+  }
+  if (req.find(http::field::transfer_encoding) != req.end() && !req.chunked()) {
+    return "a request's Transfer-Encoding must end in chunked";
+  }
+  return std::nullopt;
+}
+
 template <class Stream>
 class http_session : public session_base, public std::enable_shared_from_this<http_session<Stream>> {
   static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
@@ -130,13 +144,33 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
     do_read();
   }
 
+  // Between requests on a kept-alive connection the client may stay silent for the idle
+  // timeout; once the next request's first byte arrives, the read timeout bounds the rest of it
+  // (a request trickled a byte at a time must not get the long idle allowance).
   void do_read() {
     if (draining_) return do_close();
+    if (requests_ == 0 || buffer_.size() > 0) return read_request();
+    lowest().expires_after(settings_.limits.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(first_read_bytes),
+                            beast::bind_front_handler(&http_session::on_next_request_begins,
+                                                      this->shared_from_this()));
+  }
+
+  void on_next_request_begins(error_code ec, std::size_t bytes) {
+    buffer_.commit(bytes);
+    if (ec) {
+      spdlog::debug("{} kept-alive connection ended: {}", remote_, ec.message());
+      return do_close();
+    }
+    if (draining_) return do_close();
+    read_request();
+  }
+
+  void read_request() {
     parser_.emplace();
     parser_->body_limit(settings_.limits.body_limit);
     parser_->header_limit(static_cast<std::uint32_t>(settings_.limits.header_limit));
-    lowest().expires_after(requests_ == 0 ? settings_.limits.read_timeout
-                                          : settings_.limits.idle_timeout);
+    lowest().expires_after(settings_.limits.read_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&http_session::on_read, this->shared_from_this()));
   }
@@ -157,6 +191,9 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
     if (ec) {
       spdlog::debug("{} connection closed while reading: {}", remote_, ec.message());
       return;
+    }
+    if (const auto problem = framing_error(parser_->get())) {
+      return send_error(http::status::bad_request, "bad_request", *problem);
     }
     ++requests_;
     busy_ = true;
@@ -229,6 +266,8 @@ class http_session : public session_base, public std::enable_shared_from_this<ht
       lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
     }
   }
+
+  static constexpr std::size_t first_read_bytes = 4096;
 
   session_settings settings_;
   std::shared_ptr<ssl::context> tls_;  // declared before stream_, which refers to it
