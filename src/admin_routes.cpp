@@ -8,6 +8,7 @@
 #include <fstream>
 #include <limits>
 
+#include "disk_space.hpp"
 #include "metrics.hpp"
 #include "migrations.hpp"
 #include "store.hpp"
@@ -36,8 +37,10 @@ reply not_ready(const std::string& reason) {
   return r;
 }
 
-// 200 once the schema is this binary's and a real write commits; 503 with the reason.
-void readyz(writer& w, reader_pool& readers, const responder& respond) {
+// 200 once the schema is this binary's, there is room for deliveries and a real write
+// commits; 503 with the reason.
+void readyz(writer& w, reader_pool& readers, const std::filesystem::path& db_file,
+            const responder& respond) {
   int version = 0;
   try {
     version = readers.acquire()->schema_version();
@@ -48,6 +51,10 @@ void readyz(writer& w, reader_pool& readers, const responder& respond) {
   if (version != latest_schema_version()) {
     respond(not_ready("database at schema version " + std::to_string(version) + ", expected " +
                       std::to_string(latest_schema_version())));
+    return;
+  }
+  if (const auto shortage = storage_shortage(db_file)) {
+    respond(not_ready("database not writable: " + *shortage));
     return;
   }
   w.probe([respond](write_result r) {
@@ -61,7 +68,8 @@ void readyz(writer& w, reader_pool& readers, const responder& respond) {
 
 }  // namespace
 
-void add_admin_routes(router& routes, metrics& stats, writer& w, reader_pool& readers) {
+void add_admin_routes(router& routes, metrics& stats, writer& w, reader_pool& readers,
+                      const std::filesystem::path& db_file) {
   routes.add(http::verb::get, "/metrics", [&stats](const request&, const path_params&, const responder& respond) {
     reply r;
     r.res.result(http::status::ok);
@@ -69,8 +77,9 @@ void add_admin_routes(router& routes, metrics& stats, writer& w, reader_pool& re
     r.res.body() = stats.render();
     respond(std::move(r));
   });
-  routes.add(http::verb::get, "/readyz", [&w, &readers](const request&, const path_params&, const responder& respond) {
-    readyz(w, readers, respond);
+  routes.add(http::verb::get, "/readyz", [&w, &readers, db_file](const request&, const path_params&,
+                                                                  const responder& respond) {
+    readyz(w, readers, db_file, respond);
   });
 }
 
@@ -89,6 +98,12 @@ void register_gauges(metrics& stats, writer& w, reader_pool& readers, const std:
                   [db_file] { return size_of(db_file); });
   stats.add_gauge("usersync_wal_size_bytes", "Size of the write-ahead log",
                   [wal] { return size_of(wal); });
+  stats.add_gauge("usersync_storage_available_bytes",
+                  "Room left for the database to grow (NaN when unknown); /readyz fails under 1 MiB",
+                  [db_file] {
+                    const auto room = storage_room(db_file);
+                    return room ? static_cast<double>(*room) : std::numeric_limits<double>::quiet_NaN();
+                  });
   stats.add_gauge("usersync_users", "Users in the mirror (NaN when the database is unreadable)", [&readers] {
     try {
       return static_cast<double>(readers.acquire()->user_count());

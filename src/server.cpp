@@ -103,6 +103,7 @@ class service {
   void add_routes(writer& w);
   void start_listeners(net::io_context& ioc);
   void on_signals(net::io_context& ioc);
+  void final_checkpoint();
   void wait_for_reload();
   void reload();
   void shut_down(net::io_context& ioc);
@@ -155,7 +156,7 @@ void service::add_routes(writer& w) {
   add_query_routes(router_, *auth_, *readers_);
   router& admin = cfg_.listen.admin_enabled ? admin_router_ : router_;
   if (cfg_.listen.admin_enabled) admin.add(http::verb::get, "/healthz", healthz);
-  add_admin_routes(admin, stats_, w, *readers_);
+  add_admin_routes(admin, stats_, w, *readers_, store_.file());
   register_gauges(stats_, w, *readers_, store_.file());
 }
 
@@ -199,9 +200,21 @@ int service::run() {
     listeners_.clear();
   }
   backups.stop();  // interrupts a backup in progress; it leaves nothing behind
-  store_.checkpoint();
+  final_checkpoint();
   spdlog::info("usersync stopped cleanly");
   return 0;
+}
+
+// Folds the WAL into the database so the file stands alone (for a copy or the sqlite3 shell).
+// Every committed event is already durable in the WAL, which the next start replays, so a
+// failure here (a full disk) is worth a warning but does not make the stop unclean.
+void service::final_checkpoint() {
+  try {
+    store_.checkpoint();
+  } catch (const storage_error& e) {
+    spdlog::warn("final checkpoint failed, the WAL keeps every committed event until the next "
+                 "start: {}", e.what());
+  }
 }
 
 void service::on_signals(net::io_context& ioc) {

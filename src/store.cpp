@@ -54,7 +54,8 @@ constexpr const char* next_change_seq =
     "UPDATE change_sequence SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq";
 constexpr const char* record_rejected =
     "INSERT INTO rejected_deliveries (svix_id, received_at, error, body) VALUES (?1, ?2, ?3, ?4)";
-constexpr const char* probe = "UPDATE change_sequence SET last_seq = last_seq WHERE id = 1";
+// Must change the row: SQLite writes no page for an UPDATE that leaves it as it was.
+constexpr const char* probe = "UPDATE readiness_probe SET probes = probes + 1 WHERE id = 1";
 constexpr const char* begin = "BEGIN IMMEDIATE";
 constexpr const char* commit = "COMMIT";
 constexpr const char* rollback = "ROLLBACK";

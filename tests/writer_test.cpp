@@ -98,6 +98,24 @@ TEST_CASE("a busy database fails every delivery of the batch with busy and write
   CHECK(f.deliveries() == 0);
 }
 
+TEST_CASE("a readiness probe commits a real page write and is not counted as a delivery") {
+  writer_fixture f;
+  writer w(f.db, writer_options{});
+  const auto wal = std::filesystem::path(f.file.string() + "-wal");
+  const auto wal_before = std::filesystem::file_size(wal);
+  std::promise<write_result> result;
+  w.probe([&](write_result r) { result.set_value(r); });
+  CHECK_FALSE(result.get_future().get().failure);
+  w.stop();
+  // A probe that leaves every row as it was commits without writing a frame, and so cannot
+  // notice a read-only filesystem or a failing device: the WAL must have grown.
+  CHECK(std::filesystem::file_size(wal) > wal_before);
+  SQLite::Database r(f.file, SQLite::OPEN_READONLY);
+  CHECK(r.execAndGet("SELECT probes FROM readiness_probe").getInt64() == 1);
+  CHECK(w.commits() == 0);
+  CHECK(f.deliveries() == 0);
+}
+
 TEST_CASE("after stop, new deliveries are refused as busy at once") {
   writer_fixture f;
   writer w(f.db, writer_options{});
