@@ -49,9 +49,9 @@ constexpr const char* delete_user = "DELETE FROM users WHERE clerk_id = ?1";
 constexpr const char* insert_tombstone =
     "INSERT INTO deleted_users (clerk_id, deleted_at, svix_id, change_seq) VALUES (?1, ?2, ?3, ?4)"
     " ON CONFLICT (clerk_id) DO NOTHING";
-// The feed's position for a change; the single writer makes it increase in commit order.
-constexpr const char* next_change_seq =
-    "UPDATE change_sequence SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq";
+// The feed's position; the single writer makes it increase in commit order.
+constexpr const char* read_change_seq = "SELECT last_seq FROM change_sequence WHERE id = 1";
+constexpr const char* save_change_seq = "UPDATE change_sequence SET last_seq = ?1 WHERE id = 1";
 constexpr const char* record_rejected =
     "INSERT INTO rejected_deliveries (svix_id, received_at, error, body) VALUES (?1, ?2, ?3, ?4)";
 // Must change the row: SQLite writes no page for an UPDATE that leaves it as it was.
@@ -80,7 +80,8 @@ struct store::statements {
         append_name(db, sql::append_name),
         delete_user(db, sql::delete_user),
         insert_tombstone(db, sql::insert_tombstone),
-        next_change_seq(db, sql::next_change_seq),
+        read_change_seq(db, sql::read_change_seq),
+        save_change_seq(db, sql::save_change_seq),
         record_rejected(db, sql::record_rejected),
         begin(db, sql::begin),
         commit(db, sql::commit),
@@ -90,7 +91,7 @@ struct store::statements {
         rollback_to(db, sql::rollback_to) {}
 
   SQLite::Statement seen_delivery, record_delivery, is_deleted, find_user, insert_user,
-      update_user, put_data, append_name, delete_user, insert_tombstone, next_change_seq,
+      update_user, put_data, append_name, delete_user, insert_tombstone, read_change_seq, save_change_seq,
       record_rejected, begin, commit, rollback, savepoint, release, rollback_to;
 };
 
@@ -178,6 +179,8 @@ void run(SQLite::Statement& s) {
 }  // namespace
 
 write_batch::write_batch(store& s) : store_(s) {
+  store_.batch_seq_.reset();
+  store_.batch_seq_advanced_ = false;
   translate_errors(store_.file_, [&] {
     run(store_.stmts_->begin);
     return 0;
@@ -196,16 +199,19 @@ template <class Work>
 auto write_batch::in_savepoint(Work&& work) -> decltype(work()) {
   return translate_errors(store_.file_, [&] {
     run(store_.stmts_->savepoint);
+    const auto seq_before = store_.batch_seq_;
     try {
       auto result = work();
       run(store_.stmts_->release);
       return result;
     } catch (const SQLite::Exception& e) {
-      // Only this delivery's changes are undone; busy, full and I/O errors are rethrown to
-      // abort the whole batch, as SQLite may already have rolled the transaction back.
+      // Only this delivery's changes are undone, its change_seq numbers included (so the feed
+      // has no gap); busy, full and I/O errors are rethrown to abort the whole batch, as
+      // SQLite may already have rolled the transaction back.
       if (detail::classify(e.getErrorCode()) == storage_failure::other) {
         run(store_.stmts_->rollback_to);
         run(store_.stmts_->release);
+        store_.batch_seq_ = seq_before;
       }
       throw;
     }
@@ -232,6 +238,7 @@ void write_batch::probe() {
 
 void write_batch::commit() {
   translate_errors(store_.file_, [&] {
+    store_.save_change_seq();
     run(store_.stmts_->commit);
     return 0;
   });
@@ -353,9 +360,20 @@ apply_outcome store::upsert_user(const delivery& d) {
 }
 
 std::int64_t store::next_change_seq() {
-  statement_use next(stmts_->next_change_seq);
-  if (!next->executeStep()) throw storage_error(storage_failure::other, "change_sequence has no row");
-  return next->getColumn(0).getInt64();
+  if (!batch_seq_) {
+    statement_use read(stmts_->read_change_seq);
+    if (!read->executeStep()) throw storage_error(storage_failure::other, "change_sequence has no row");
+    batch_seq_ = read->getColumn(0).getInt64();
+  }
+  batch_seq_advanced_ = true;
+  return ++*batch_seq_;
+}
+
+void store::save_change_seq() {
+  if (!batch_seq_advanced_ || !batch_seq_) return;
+  statement_use save(stmts_->save_change_seq);
+  save->bind(1, *batch_seq_);
+  save->exec();
 }
 
 apply_outcome store::delete_user(const delivery& d) {

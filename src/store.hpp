@@ -126,10 +126,16 @@ class store {
   apply_outcome upsert_user(const delivery& d);
   apply_outcome delete_user(const delivery& d);
   std::int64_t next_change_seq();
+  void save_change_seq();
 
   std::filesystem::path file_;
   std::unique_ptr<SQLite::Database> db_;
   std::unique_ptr<statements> stmts_;
+  // The change sequence while a write_batch is open: read once, advanced in memory and
+  // written back once before COMMIT (an UPDATE ... RETURNING per change cost SQLite an
+  // ephemeral table each time). A delivery rolled back to its savepoint gives its numbers back.
+  std::optional<std::int64_t> batch_seq_;
+  bool batch_seq_advanced_ = false;
 };
 
 }  // namespace usersync

@@ -8,12 +8,24 @@ namespace {
 // The Gregorian calendar repeats exactly every 400 years (146097 days).
 constexpr std::int64_t days_per_era = 146097;
 
+// `width` decimal digits of `value`, zero-padded, at `out`.
+void put_digits(char* out, unsigned value, int width) {
+  for (int i = width - 1; i >= 0; --i) {
+    out[i] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  }
+}
+
 // Years 0000..9999 as four digits; any other year in ISO 8601's expanded form with a sign
 // and at least six digits (as JavaScript's toISOString), so even absurd input is unambiguous.
 std::string year_text(std::int64_t year) {
+  if (year >= 0 && year <= 9999) {
+    std::string text(4, '0');
+    put_digits(text.data(), static_cast<unsigned>(year), 4);
+    return text;
+  }
   char buf[24];
-  const bool plain = year >= 0 && year <= 9999;
-  std::snprintf(buf, sizeof buf, plain ? "%04lld" : "%+07lld", static_cast<long long>(year));
+  std::snprintf(buf, sizeof buf, "%+07lld", static_cast<long long>(year));
   return buf;
 }
 
@@ -35,12 +47,14 @@ std::string iso8601_utc(std::int64_t unix_ms) {
   const year_month_day date{sys_days{days{day_count - era * days_per_era}}};
   const hh_mm_ss<milliseconds> clock{time_of_day};
 
-  char rest[32];
-  std::snprintf(rest, sizeof rest, "-%02u-%02uT%02d:%02d:%02d.%03dZ",
-                static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
-                static_cast<int>(clock.hours().count()), static_cast<int>(clock.minutes().count()),
-                static_cast<int>(clock.seconds().count()),
-                static_cast<int>(clock.subseconds().count()));
+  // Digits by hand, not snprintf: the writer formats several times per event.
+  char rest[] = "-MM-DDTHH:MM:SS.mmmZ";
+  put_digits(rest + 1, static_cast<unsigned>(date.month()), 2);
+  put_digits(rest + 4, static_cast<unsigned>(date.day()), 2);
+  put_digits(rest + 7, static_cast<unsigned>(clock.hours().count()), 2);
+  put_digits(rest + 10, static_cast<unsigned>(clock.minutes().count()), 2);
+  put_digits(rest + 13, static_cast<unsigned>(clock.seconds().count()), 2);
+  put_digits(rest + 16, static_cast<unsigned>(clock.subseconds().count()), 3);
   return year_text(static_cast<int>(date.year()) + era * 400) + rest;
 }
 
