@@ -44,7 +44,8 @@ fi
 bin=$repo/build-bench/usersync
 loadgen=$repo/build-bench/bench/usersync-loadgen
 
-work=$(mktemp -d -p /var/tmp usersync-callgrind.XXXXXX)
+mkdir -p "$repo/build-bench"
+work=$(mktemp -d -p "$repo/build-bench" callgrind-work.XXXXXX)
 out=${out:-$repo/build-bench/bench-results/callgrind-$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 server_pid=""

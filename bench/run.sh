@@ -85,20 +85,33 @@ bin=$repo/build-bench/usersync
 loadgen=$repo/build-bench/bench/usersync-loadgen
 [[ -x $bin && -x $loadgen ]] || die "build-bench/ has no usersync or usersync-loadgen: run without --no-build"
 
-# --- a work directory on disk (not tmpfs: fsync must cost what it costs) ---
-work=$(mktemp -d -p /var/tmp usersync-bench.XXXXXX)
+# --- a work directory on disk (not tmpfs: fsync must cost what it costs), inside build-bench/
+# where no other job on this shared machine cleans up ---
+work=$(mktemp -d -p "$repo/build-bench" bench-work.XXXXXX)
 out=${out:-$repo/build-bench/bench-results/$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
+shm=""
+[[ -d /dev/shm ]] && shm=$(mktemp -d -p /dev/shm loadgen-ceiling.XXXXXX)
+data_root=$work
 server_pid=""
 cleanup() {
   if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then kill -KILL "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
+  rm -rf "$work" ${shm:+"$shm"}
 }
 trap cleanup EXIT
 echo "whsec_$(head -c 32 /dev/urandom | base64 -w0)" >"$work/secret"
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/token"
 token=$(cat "$work/token")
 clk_tck=$(getconf CLK_TCK)
+cores=$(nproc)
+
+# Milliseconds per 4 KiB O_DSYNC write on the work directory's disk, over $1 writes: the
+# disk is shared, and its fsync latency moves the durable figures more than anything else.
+dsync_ms() {
+  dd if=/dev/zero of="$work/dsync-probe" bs=4k count="$1" oflag=dsync 2>&1 |
+    awk -v n="$1" '/copied/ { for (i = 1; i <= NF; i++) if ($i ~ /^s,?$/) { printf "%.2f", $(i - 1) * 1000 / n } }'
+  rm -f "$work/dsync-probe"
+}
 
 # --- the server ---
 # The start-up poll loop forks nothing: a fork per check would cost more than what it measures.
@@ -159,8 +172,8 @@ metric() { curl -s "http://127.0.0.1:$admin_port/metrics" | awk -v n="$1" '$1 ==
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; }
 write_bytes() { awk '/^write_bytes/ { print $2 }' "/proc/$server_pid/io"; }
 hwm_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$server_pid/status"; }
-max_hwm_kb=0 last_hwm_kb=0
-track_hwm() { last_hwm_kb=$(hwm_kb); ((last_hwm_kb > max_hwm_kb)) && max_hwm_kb=$last_hwm_kb; return 0; }
+last_hwm_kb=0
+track_hwm() { last_hwm_kb=$(hwm_kb); }
 
 # --- profiles (perf): syscall counts and where the CPU goes, for the runs that set targets ---
 perf_pids=()
@@ -191,7 +204,7 @@ run_loadgen() {
   local name=$1 transport=$2 conns=$3 events=$4 users=$5 seconds=$6 rate=$7
   shift 7
   local tls=()
-  [[ $transport == https ]] && tls=(--cafile "$work/$name/tls/dev-cert.pem")
+  [[ $transport == https ]] && tls=(--cafile "$data_root/$name/tls/dev-cert.pem")
   "$loadgen" --url "$transport://127.0.0.1:$port/webhooks/clerk" "${tls[@]}" \
     --secret-file "$work/secret" --connections "$conns" --events "$events" --users "$users" \
     --duration "$seconds" --rate "$rate" --label "$name" "$@" --json >"$out/$name.json"
@@ -200,22 +213,26 @@ run_loadgen() {
 j() { jq -r "$1" "$out/$2.json"; }
 
 results=$out/ingest.tsv
-printf 'name\ttransport\tconns\tbatch\trate\tevents_s\tp50\tp90\tp99\tmax\tnon2xx\terrors\tper_commit\tkb_per_event\tcpu_us_per_event\tcpu_util\thwm_kb\tverify\tfdatasync_per_commit\tgen_cpu_us_per_event\n' >"$results"
+printf 'name\ttransport\tconns\tbatch\trate\tevents_s\tp50\tp90\tp99\tmax\tnon2xx\terrors\tper_commit\tkb_per_event\tcpu_us_per_event\tcpu_util\thwm_kb\tverify\tfdatasync_per_commit\tgen_cpu_us_per_event\tdsync_ms\tother_cpu\n' >"$results"
 
-# ingest TRANSPORT CONNECTIONS BATCH [RATE SECONDS]
+# ingest TRANSPORT CONNECTIONS BATCH [RATE SECONDS [DATA_ROOT]]
+# With DATA_ROOT on tmpfs the run is named ceiling-*: fsync costs nothing there, so it shows
+# what the CPU alone allows (not durable; for the analysis only).
 ingest() {
-  local transport=$1 conns=$2 batch=$3 rate=${4:-0} seconds=${5:-$ingest_seconds}
+  local transport=$1 conns=$2 batch=$3 rate=${4:-0} seconds=${5:-$ingest_seconds} root=${6:-$work}
   local name="ingest-$transport-c$conns-b$batch" events
   ((rate > 0)) && name="rate$rate-$transport-c$conns-b$batch"
+  [[ $root != "$work" ]] && name="ceiling-$transport-c$conns-b$batch"
   events=$((conns * 2500 < 20000 ? 20000 : conns * 2500))
   ((events > 160000)) && events=160000
   ((rate > 0)) && events=$((rate * seconds))
-  start_server "$name" "$work/$name" "$transport" "$batch"
+  probe_ms=$(dsync_ms 50)
+  start_server "$name" "$root/$name" "$transport" "$batch"
   local cpu0 io0 cpu1 io1 commits deliveries
   cpu0=$(cpu_ticks) io0=$(write_bytes)
-  [[ $conns == 64 && $rate == 0 && $transport == https ]] && profile_start "$name"
-  run_loadgen "$name" "$transport" "$conns" "$events" $((events / 10 + 1)) "$seconds" "$rate" \
-    --verify-db "$work/$name/usersync.db" || note "$name: loadgen reported a failure (see $out/$name.json)"
+  [[ $conns == 64 && $rate == 0 && $transport == https && $batch != 1 ]] && profile_start "$name"
+  data_root=$root run_loadgen "$name" "$transport" "$conns" "$events" $((events / 10 + 1)) "$seconds" "$rate" \
+    --verify-db "$root/$name/usersync.db" || note "$name: loadgen reported a failure (see $out/$name.json)"
   cpu1=$(cpu_ticks) io1=$(write_bytes)
   profile_stop "$name"
   commits=$(metric usersync_writer_commits_total) deliveries=$(metric usersync_writer_deliveries_committed_total)
@@ -238,11 +255,14 @@ record_ingest() {
     -v err="$(j .errors "$name")" -v pc="$per_commit" -v bytes="$bytes" -v acked="$acked" \
     -v ticks="$ticks" -v hz="$clk_tck" -v secs="$secs" -v hwm="$hwm" \
     -v ok="$(j 'if .verify.ok then "ok" else "FAILED" end' "$name")" -v ps="$per_sync" \
-    -v gen="$(j '.generator_cpu_us_per_event | floor' "$name")" 'BEGIN {
+    -v gen="$(j '.generator_cpu_us_per_event | floor' "$name")" -v probe="$probe_ms" \
+    -v machine="$(j .machine_cpu_seconds "$name")" -v gens="$(j .generator_cpu_seconds "$name")" \
+    -v cores="$cores" 'BEGIN {
       a = acked > 0 ? acked : 1
       print name, t, c, b, r, sprintf("%.0f", eps), p50, p90, p99, max, n2, err, pc,
             sprintf("%.1f", bytes / 1024 / a), sprintf("%.0f", ticks / hz * 1e6 / a),
-            sprintf("%.0f%%", secs > 0 ? ticks / hz / secs * 100 : 0), hwm, ok, ps, gen }' >>"$results"
+            sprintf("%.0f%%", secs > 0 ? ticks / hz / secs * 100 : 0), hwm, ok, ps, gen, probe,
+            sprintf("%.0f%%", secs > 0 ? (machine - ticks / hz - gens) / (secs * cores) * 100 : 0) }' >>"$results"
   note "$name: $(j '"\(.events_per_s|floor) events/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.non_2xx), errors \(.errors)"' "$name"), events/commit $per_commit"
 }
 
@@ -306,9 +326,7 @@ print_machine() {
   model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   kernel=$(uname -r)
   fs=$(df -T "$work" | awk 'NR == 2 { print $2 " on " $1 }')
-  dsync=$(dd if=/dev/zero of="$work/dsync-probe" bs=4k count=200 oflag=dsync 2>&1 |
-    awk '/copied/ { for (i = 1; i <= NF; i++) if ($i ~ /^s,?$/) { printf "%.2f", $(i - 1) * 1000 / 200 } }')
-  rm -f "$work/dsync-probe"
+  dsync=$(dsync_ms 200)
   cat <<EOF
 # usersync benchmarks, $(date -u +%Y-%m-%dT%H:%MZ)
 machine   $(nproc) cores, $model, kernel $kernel, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
@@ -332,12 +350,18 @@ for transport in "${transports[@]}"; do
     ingest "$transport" "$conns" 256
   done
 done
+if [[ -n $shm ]]; then
+  note "CPU ceiling: HTTPS, 64 connections, data directory on tmpfs (fsync is free; not durable)"
+  ingest https 64 256 0 "$ingest_seconds" "$shm"
+fi
 note "fixed rate: $rate events/s for $rate_seconds s"
 ingest https 16 1 "$rate" "$rate_seconds"
 ingest https 16 256 "$rate" "$rate_seconds"
 queries
 elapsed_s=$((($(now_ns) - started) / 1000000000))
 
+printf 'rate=%s\nquery_users=%s\nfresh_startup_ms=%s\nwarm_startup_ms=%s\nprefill_s=%s\n' \
+  "$rate" "$query_users" "$fresh_startup_ms" "$warm_startup_ms" "$prefill_s" >"$out/facts.env"
 source "$repo/bench/report.sh"
 print_report | tee -a "$out/summary.md"
 echo "(raw figures, logs and profiles: $out; the whole run took ${elapsed_s} s; load average after: $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -3,7 +3,10 @@
 #include <openssl/ssl.h>
 #include <sys/resource.h>
 
+#include <unistd.h>
+
 #include <deque>
+#include <fstream>
 #include <thread>
 
 #include "connection.hpp"
@@ -42,6 +45,16 @@ double process_cpu_seconds() {
   getrusage(RUSAGE_SELF, &usage);
   auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// Busy CPU time of the whole machine so far (all cores; idle and iowait excluded), in seconds:
+// on a shared machine, what else ran during the timed phase. 0 where /proc/stat is missing.
+double machine_cpu_seconds() {
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  if (!(stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal)) return 0;
+  return (user + nice + system + irq + softirq + steal) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 ssl::context make_tls(const options& opts) {
@@ -103,6 +116,7 @@ load_result drive(run_state& run) {
   if (out.connected == 0) throw std::runtime_error("could not connect to " + run.opts.url.host_header());
   run.finished = n - out.connected;
   const double cpu_before = process_cpu_seconds();
+  const double machine_before = machine_cpu_seconds();
   run.start = steady::now();
   out.connect_seconds = std::chrono::duration<double>(run.start - connecting).count();
   if (run.opts.duration_s > 0) {
@@ -114,6 +128,7 @@ load_result drive(run_state& run) {
   run.changed.wait(lock, [&] { return run.finished == n; });
   out.seconds = std::chrono::duration<double>(steady::now() - run.start).count();
   out.cpu_seconds = process_cpu_seconds() - cpu_before;
+  out.machine_cpu_seconds = machine_cpu_seconds() - machine_before;
   lock.unlock();
   threads.release();
   for (auto& c : conns) out.totals.merge(std::move(c->stats()));

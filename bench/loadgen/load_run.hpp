@@ -50,6 +50,7 @@ struct load_result {
   double connect_seconds = 0;    // making the connections, before the clock
   unsigned connected = 0;        // connections that were ready when the clock started
   double cpu_seconds = 0;        // the generator's own CPU time (user + system) while timed
+  double machine_cpu_seconds = 0;  // every process on the machine while timed (/proc/stat)
 };
 
 // Runs the timed phase. Throws std::runtime_error when no connection can be made.

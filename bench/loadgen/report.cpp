@@ -7,6 +7,7 @@
 #include <iomanip>
 #include <numeric>
 #include <sstream>
+#include <thread>
 
 namespace loadgen {
 namespace json = boost::json;
@@ -75,6 +76,9 @@ void print_figures(std::ostream& out, run_report& r) {
       << " (sent " << t.sent << "); generator CPU " << std::setprecision(1)
       << per_event_us(r.load.cpu_seconds, acked) << " us/event, " << std::setprecision(0)
       << (r.load.seconds > 0 ? 100 * r.load.cpu_seconds / r.load.seconds : 0) << "% of a core\n"
+      << "  machine   every process together used " << std::setprecision(2)
+      << (r.load.seconds > 0 ? r.load.machine_cpu_seconds / r.load.seconds : 0)
+      << " cores while timed (of " << std::thread::hardware_concurrency() << ")\n"
       << std::setprecision(3) << "  latency   p50 " << l.p50_ms << " ms, p90 " << l.p90_ms << " ms, p99 "
       << l.p99_ms << " ms, p99.9 " << l.p999_ms << " ms, max " << l.max_ms << " ms"
       << (r.opts.rate > 0 ? " (from the scheduled send time)" : " (from the send)") << "\n"
@@ -139,7 +143,9 @@ void print_json(std::ostream& out, run_report& r) {
                  {"non_2xx", t.count(result::non_2xx)}, {"errors", t.count(result::failed)}, {"unsent", unsent(r.load)},
                  {"timeouts", t.timeouts}, {"reconnects", t.reconnects}, {"resigned", t.resigned},
                  {"sign_seconds", r.batch.seconds},
-                 {"generator_cpu_us_per_event", per_event_us(r.load.cpu_seconds, acked)}, {"connect_seconds", r.load.connect_seconds}};
+                 {"generator_cpu_us_per_event", per_event_us(r.load.cpu_seconds, acked)},
+                 {"generator_cpu_seconds", r.load.cpu_seconds},
+                 {"machine_cpu_seconds", r.load.machine_cpu_seconds}, {"connect_seconds", r.load.connect_seconds}};
   json::object statuses;
   for (const auto& [status, n] : t.by_status) statuses[std::to_string(status)] = n;
   o["non_2xx_by_status"] = std::move(statuses);
