@@ -173,15 +173,16 @@ backup_manifest make_verified_copy(const backup_options& o, const backup_paths& 
   return m;
 }
 
-// Manifest first (under its temporary name), then the backup, then the manifest renamed into
-// place, then the directory fsynced: a backup is never visible without its manifest for
-// longer than one rename, and one that lost its manifest is merely "unverified".
+// The manifest is renamed into place first, then the backup, then the directory is fsynced:
+// a kill between the two renames leaves a manifest without its backup, which nothing lists
+// (and retention removes once it is old), never a backup without its manifest, which
+// `backups` would list as unverified.
 void publish(const backup_paths& paths, const backup_manifest& m, files::cleanup_guard& cleanup,
              const fs::path& dir) {
   files::write_new_file(paths.tmp_manifest, manifest_to_json(m));
-  files::rename_no_replace(paths.tmp, paths.final_file);
-  cleanup.add(paths.final_file);  // until the manifest is in place too
   files::rename_no_replace(paths.tmp_manifest, paths.final_manifest);
+  cleanup.add(paths.final_manifest);  // until the backup is in place too
+  files::rename_no_replace(paths.tmp, paths.final_file);
   files::fsync_dir(dir);
 }
 

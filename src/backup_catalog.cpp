@@ -21,6 +21,26 @@ namespace {
 constexpr std::size_t hint_backups_listed = 3;
 constexpr std::size_t check_lines_kept = 5;
 
+// A manifest outlives its backup only when a process was killed between two renames or two
+// unlinks. Such a manifest is removed once it is an hour old, so that another process's
+// backup, published between its two renames at this very moment, is never touched.
+constexpr auto orphaned_manifest_age = std::chrono::hours(1);
+
+void remove_orphaned_manifests(const fs::path& dir, sys_time now) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const fs::path& mf = entry.path();
+    const std::string name = mf.filename().string();
+    if (!name.starts_with("usersync-") || !name.ends_with(".db.json")) continue;
+    std::error_code stat_ec;
+    if (fs::exists(mf.parent_path() / mf.stem(), stat_ec) || stat_ec) continue;
+    const auto written = fs::last_write_time(mf, stat_ec);
+    if (stat_ec) continue;
+    const auto written_at = std::chrono::file_clock::to_sys(written);
+    if (now - written_at > orphaned_manifest_age) fs::remove(mf, stat_ec);
+  }
+}
+
 void classify(backup_entry& e) {
   const fs::path mf = manifest_path(e.file);
   std::error_code ec;
@@ -153,14 +173,17 @@ std::vector<fs::path> prune_backups(const fs::path& dir, const retention_policy&
   std::string failures;
   for (const auto& e : backups_to_prune(list_backups(dir), policy, now)) {
     std::error_code ec;
-    fs::remove(manifest_path(e.file), ec);  // the manifest first: a backup without one is merely unverified
-    if (!ec) fs::remove(e.file, ec);
+    // The backup first: a kill in between leaves a manifest that nothing lists, not a backup
+    // that `backups` would show as unverified.
+    fs::remove(e.file, ec);
+    if (!ec) fs::remove(manifest_path(e.file), ec);
     if (ec) {
       failures += (failures.empty() ? "" : "; ") + e.file.string() + ": " + ec.message();
     } else {
       removed.push_back(e.file);
     }
   }
+  remove_orphaned_manifests(dir, now);
   if (!removed.empty()) backup_files::fsync_dir(dir);
   if (!failures.empty()) throw std::runtime_error("cannot remove old backups: " + failures);
   return removed;

@@ -442,6 +442,23 @@ TEST_CASE("prune_backups removes old backups with their manifests and nothing el
                                       "usersync-20250301T140000Z.db.json"});
 }
 
+TEST_CASE("pruning removes a manifest left without its backup once it is an hour old") {
+  // What a kill between the two renames of a publish, or the two unlinks of retention, leaves.
+  live_db live;
+  create_backup(live.options(), t0);
+  const auto now = std::chrono::system_clock::now();
+  const auto old_orphan = live.backups / "usersync-20250301T100000Z.db.json";
+  const auto new_orphan = live.backups / "usersync-20250301T110000Z.db.json";
+  std::ofstream(old_orphan) << "{}";
+  std::ofstream(new_orphan) << "{}";
+  std::filesystem::last_write_time(old_orphan, std::filesystem::file_time_type::clock::now() - 2h);
+  prune_backups(live.backups, {10, 0}, now);
+  // The fresh one may belong to a backup another process is publishing right now.
+  CHECK(names_in(live.backups) == std::set<std::string>{
+                                      "usersync-20250301T110000Z.db.json", "usersync-20250301T120000Z.db",
+                                      "usersync-20250301T120000Z.db.json"});
+}
+
 TEST_CASE("backup file names round-trip and labels are restricted") {
   const auto parsed = parse_backup_file_name("usersync-20251231T235959Z-nightly_1.db");
   REQUIRE(parsed);
