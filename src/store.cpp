@@ -180,7 +180,6 @@ void run(SQLite::Statement& s) {
 
 write_batch::write_batch(store& s) : store_(s) {
   store_.batch_seq_.reset();
-  store_.batch_seq_advanced_ = false;
   translate_errors(store_.file_, [&] {
     run(store_.stmts_->begin);
     return 0;
@@ -365,12 +364,11 @@ std::int64_t store::next_change_seq() {
     if (!read->executeStep()) throw storage_error(storage_failure::other, "change_sequence has no row");
     batch_seq_ = read->getColumn(0).getInt64();
   }
-  batch_seq_advanced_ = true;
   return ++*batch_seq_;
 }
 
 void store::save_change_seq() {
-  if (!batch_seq_advanced_ || !batch_seq_) return;
+  if (!batch_seq_) return;  // no change in this batch took a number
   statement_use save(stmts_->save_change_seq);
   save->bind(1, *batch_seq_);
   save->exec();

@@ -134,8 +134,8 @@ class store {
   // The change sequence while a write_batch is open: read once, advanced in memory and
   // written back once before COMMIT (an UPDATE ... RETURNING per change cost SQLite an
   // ephemeral table each time). A delivery rolled back to its savepoint gives its numbers back.
+  // Set only by taking a number, so set means "write it back".
   std::optional<std::int64_t> batch_seq_;
-  bool batch_seq_advanced_ = false;
 };
 
 }  // namespace usersync
