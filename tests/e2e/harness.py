@@ -160,6 +160,26 @@ def iso8601_ms(unix_ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
+def expected_user_fields(data: dict) -> dict:
+    """A user's core fields as the schema and the query API hold them, derived here in Python
+    from the Clerk user object: primary email by id, role from public_metadata, status from
+    the banned and locked flags."""
+    primary = next((e["email_address"] for e in data.get("email_addresses") or []
+                    if e["id"] == data.get("primary_email_address_id")), None)
+    role = (data.get("public_metadata") or {}).get("role")
+    status = "banned" if data.get("banned") else "locked" if data.get("locked") else "active"
+    return {
+        "clerk_id": data["id"],
+        "email": primary,
+        "first_name": data.get("first_name"),
+        "last_name": data.get("last_name"),
+        "role": role if isinstance(role, str) else "user",
+        "status": status,
+        "created_at": iso8601_ms(data["created_at"]),
+        "updated_at": iso8601_ms(data["updated_at"]),
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # HTTP
 
@@ -520,6 +540,17 @@ class SharedService:
     def get(self) -> Service:
         assert self.service is not None, "the shared service did not start"
         return self.service
+
+    def test_case(self) -> type:
+        """A base class for the module's test classes, whose `service` is this shared one."""
+        shared = self
+
+        class SharedServiceTest(Assertions):
+            @property
+            def service(self) -> Service:
+                return shared.get()
+
+        return SharedServiceTest
 
 
 class ServiceTestCase(unittest.TestCase):

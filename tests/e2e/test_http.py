@@ -19,11 +19,12 @@ import urllib.parse
 import warnings
 
 import harness
-from harness import (WEBHOOK, Assertions, Service, ServiceTestCase, encode, new_user_id,
+from harness import (WEBHOOK, Assertions, ServiceTestCase, encode, new_user_id,
                      signed_headers, user_event, user_row, wait_for_close)
 
 # One service shared by the test classes below that need no options of their own.
 SHARED = harness.SharedService()
+SharedServiceTest = SHARED.test_case()
 
 
 def setUpModule() -> None:
@@ -32,12 +33,6 @@ def setUpModule() -> None:
 
 def tearDownModule() -> None:
     SHARED.stop()
-
-
-class SharedServiceTest(Assertions):
-    @property
-    def service(self) -> Service:
-        return SHARED.get()
 
 
 class HttpSurface(SharedServiceTest):

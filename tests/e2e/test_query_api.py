@@ -25,8 +25,8 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import harness
-from harness import (WEBHOOK, Assertions, Service, encode, iso8601_ms, new_user_id,
-                     signed_headers, user_data, user_event, user_row)
+from harness import (WEBHOOK, Assertions, Service, encode, expected_user_fields, iso8601_ms,
+                     new_user_id, signed_headers, user_data, user_event, user_row)
 
 # One service shared by the test classes below that need no options of their own; each test
 # uses its own user ids, so they do not interfere.
@@ -90,24 +90,6 @@ def with_email(event: dict, address: str) -> dict:
     return event
 
 
-def expected_core_fields(data: dict) -> dict:
-    """The API's core fields for a Clerk user object, read from the object here in Python."""
-    primary = next((e["email_address"] for e in data.get("email_addresses") or []
-                    if e["id"] == data.get("primary_email_address_id")), None)
-    role = (data.get("public_metadata") or {}).get("role")
-    status = "banned" if data.get("banned") else "locked" if data.get("locked") else "active"
-    return {
-        "clerk_id": data["id"],
-        "email": primary,
-        "first_name": data.get("first_name"),
-        "last_name": data.get("last_name"),
-        "role": role if isinstance(role, str) else "user",
-        "status": status,
-        "created_at": iso8601_ms(data["created_at"]),
-        "updated_at": iso8601_ms(data["updated_at"]),
-    }
-
-
 def name_entry(data: dict) -> dict:
     return {"first_name": data.get("first_name"), "last_name": data.get("last_name"),
             "timestamp": iso8601_ms(data["updated_at"])}
@@ -135,11 +117,7 @@ def file_size(path: Path) -> int:
         return 0
 
 
-class SharedServiceTest(Assertions):
-    @property
-    def service(self) -> Service:
-        return SHARED.get()
-
+class SharedServiceTest(SHARED.test_case()):
     def assertBadParameter(self, response) -> None:
         """400 with a JSON body naming the problem: {"error": "bad_parameter", "message": ...}."""
         self.assertRefused(response, 400, "bad_parameter")
@@ -162,8 +140,8 @@ class OneUser(SharedServiceTest):
         body = get_json(self, self.service, f"/v1/users/{data['id']}")
 
         # From the fixture, read in Python.
-        self.assertEqual({k: body.get(k) for k in expected_core_fields(data)},
-                         expected_core_fields(data))
+        self.assertEqual({k: body.get(k) for k in expected_user_fields(data)},
+                         expected_user_fields(data))
         self.assertEqual(body["role"], "admin")
         self.assertIsInstance(body["data"], dict, "user_data must be a JSON object, not text")
         self.assertEqual(body["data"], {
@@ -183,8 +161,8 @@ class OneUser(SharedServiceTest):
 
         body = get_json(self, self.service, f"/v1/users/{clerk_id}")
 
-        self.assertEqual({k: body.get(k) for k in expected_core_fields(updated["data"])},
-                         expected_core_fields(updated["data"]))
+        self.assertEqual({k: body.get(k) for k in expected_user_fields(updated["data"])},
+                         expected_user_fields(updated["data"]))
         self.assertEqual(body["data"]["name_history"],
                          [name_entry(created["data"]), name_entry(updated["data"])])
         self.assertEqual(body, stored_user(self.service, clerk_id))

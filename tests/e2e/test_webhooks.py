@@ -18,13 +18,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import harness
-from harness import (USER_TABLES, WEBHOOK, Assertions, Service, ServiceTestCase, delivery_row,
-                     encode, iso8601_ms, load_fixture, new_msg_id, new_secret, new_user_id,
-                     rows_about, sign, signed_headers, user_data, user_event, user_row,
+from harness import (USER_TABLES, WEBHOOK, Assertions, ServiceTestCase, delivery_row, encode,
+                     expected_user_fields, iso8601_ms, load_fixture, new_msg_id, new_secret,
+                     new_user_id, rows_about, sign, signed_headers, user_data, user_event, user_row,
                      user_tables)
 
 # One service shared by the test classes below that need no options of their own.
 SHARED = harness.SharedService()
+SharedServiceTest = SHARED.test_case()
 
 
 def setUpModule() -> None:
@@ -35,32 +36,12 @@ def tearDownModule() -> None:
     SHARED.stop()
 
 
-class SharedServiceTest(Assertions):
-    @property
-    def service(self) -> Service:
-        return SHARED.get()
-
-
 # ----------------------------------------------------------------------------------------------
 # What the schema says a stored user looks like, derived in Python from the Clerk user object.
 
 
 def expected_user_columns(data: dict) -> dict:
-    primary = next((e["email_address"] for e in data.get("email_addresses") or []
-                    if e["id"] == data.get("primary_email_address_id")), None)
-    role = (data.get("public_metadata") or {}).get("role")
-    status = "banned" if data.get("banned") else "locked" if data.get("locked") else "active"
-    return {
-        "clerk_id": data["id"],
-        "email": primary,
-        "first_name": data.get("first_name"),
-        "last_name": data.get("last_name"),
-        "role": role if isinstance(role, str) else "user",
-        "status": status,
-        "created_at": iso8601_ms(data["created_at"]),
-        "updated_at": iso8601_ms(data["updated_at"]),
-        "provider_updated_ms": data["updated_at"],
-    }
+    return {**expected_user_fields(data), "provider_updated_ms": data["updated_at"]}
 
 
 def name_entry(data: dict) -> dict:
