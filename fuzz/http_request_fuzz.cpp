@@ -25,7 +25,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <memory>
@@ -35,8 +34,6 @@
 #include <string_view>
 #include <vector>
 
-#include <unistd.h>
-
 #include "bearer_auth.hpp"
 #include "fuzz_support.hpp"
 #include "metrics.hpp"
@@ -44,6 +41,7 @@
 #include "store.hpp"
 #include "store_reader.hpp"
 #include "swappable.hpp"
+#include "temp_dir.hpp"
 #include "webhook_handler.hpp"
 #include "writer.hpp"
 
@@ -57,34 +55,13 @@ constexpr std::uint32_t header_limit = 16 * 1024;
 constexpr std::string_view query_token = "fuzz-query-token";
 constexpr std::string_view sign_here = "fuzz-sign";
 
-// A directory under $TMPDIR for the database, removed at exit.
-class temp_dir {
- public:
-  temp_dir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base ? base : "/tmp") + "/usersync-fuzz.XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) fuzz::property_failed("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
 // What src/server.cpp composes for the main listener (the admin listener's /metrics and
 // /readyz are a separate router), minus sockets and TLS. Members are destroyed in reverse
 // order: routes and readers, then the writer (joined), then the store.
 struct service {
   using secret_list = webhook_handler::secret_list;
 
-  temp_dir dir;
+  test::temp_dir dir{"usersync-fuzz"};  // $TMPDIR, removed at exit
   store db{dir.path() / "usersync.db", store_options{}};
   metrics stats;
   swappable<const secret_list> secrets{std::make_shared<const secret_list>(fuzz::fixed_secrets())};

@@ -4,14 +4,15 @@
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace usersync::test {
 
 class temp_dir {
  public:
-  temp_dir() {
+  explicit temp_dir(std::string_view prefix = "usersync-test") {
     const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base ? base : "/tmp") + "/usersync-test.XXXXXX";
+    std::string pattern = std::string(base ? base : "/tmp") + "/" + std::string(prefix) + ".XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     path_ = pattern;
   }
