@@ -30,8 +30,8 @@ void remove_orphaned_manifests(const fs::path& dir, sys_time now) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const fs::path& mf = entry.path();
-    const std::string name = mf.filename().string();
-    if (!name.starts_with("usersync-") || !name.ends_with(".db.json")) continue;
+    // Only a manifest of a name list_backups would recognize: nothing else here is touched.
+    if (mf.extension() != ".json" || !parse_backup_file_name(mf.stem().string())) continue;
     std::error_code stat_ec;
     if (fs::exists(mf.parent_path() / mf.stem(), stat_ec) || stat_ec) continue;
     const auto written = fs::last_write_time(mf, stat_ec);

@@ -449,14 +449,16 @@ TEST_CASE("pruning removes a manifest left without its backup once it is an hour
   const auto now = std::chrono::system_clock::now();
   const auto old_orphan = live.backups / "usersync-20250301T100000Z.db.json";
   const auto new_orphan = live.backups / "usersync-20250301T110000Z.db.json";
-  std::ofstream(old_orphan) << "{}";
-  std::ofstream(new_orphan) << "{}";
-  std::filesystem::last_write_time(old_orphan, std::filesystem::file_time_type::clock::now() - 2h);
+  const auto not_ours = live.backups / "usersync-notes.db.json";  // not a backup's name
+  for (const auto& file : {old_orphan, new_orphan, not_ours}) std::ofstream(file) << "{}";
+  for (const auto& file : {old_orphan, not_ours}) {
+    std::filesystem::last_write_time(file, std::filesystem::file_time_type::clock::now() - 2h);
+  }
   prune_backups(live.backups, {10, 0}, now);
   // The fresh one may belong to a backup another process is publishing right now.
   CHECK(names_in(live.backups) == std::set<std::string>{
                                       "usersync-20250301T110000Z.db.json", "usersync-20250301T120000Z.db",
-                                      "usersync-20250301T120000Z.db.json"});
+                                      "usersync-20250301T120000Z.db.json", "usersync-notes.db.json"});
 }
 
 TEST_CASE("backup file names round-trip and labels are restricted") {
