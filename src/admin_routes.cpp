@@ -18,12 +18,6 @@
 namespace usersync {
 namespace {
 
-double size_of(const std::filesystem::path& file) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(file, ec);
-  return ec ? 0.0 : static_cast<double>(size);
-}
-
 double resident_bytes() {
   std::ifstream statm("/proc/self/statm");
   long pages_total = 0, pages_resident = 0;
@@ -95,9 +89,9 @@ void register_gauges(metrics& stats, writer& w, reader_pool& readers, const std:
                     "Deliveries committed; divided by commits, the events per commit",
                     [&w] { return static_cast<double>(w.committed_deliveries()); });
   stats.add_gauge("usersync_database_size_bytes", "Size of the database file",
-                  [db_file] { return size_of(db_file); });
+                  [db_file] { return static_cast<double>(file_size_or_zero(db_file)); });
   stats.add_gauge("usersync_wal_size_bytes", "Size of the write-ahead log",
-                  [wal] { return size_of(wal); });
+                  [wal] { return static_cast<double>(file_size_or_zero(wal)); });
   stats.add_gauge("usersync_storage_available_bytes",
                   "Room left for the database to grow (NaN when unknown); /readyz fails under 1 MiB",
                   [db_file] {

@@ -9,18 +9,12 @@
 namespace usersync {
 namespace {
 
-std::uintmax_t size_or_zero(const std::filesystem::path& file) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(file, ec);
-  return ec ? 0 : size;
-}
-
 // RLIMIT_FSIZE caps each file, so the room it leaves is that of the largest file we append to.
 std::optional<std::uintmax_t> file_size_limit_room(const std::filesystem::path& db_file) {
   rlimit limit{};
   if (::getrlimit(RLIMIT_FSIZE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return std::nullopt;
-  const auto largest = std::max(size_or_zero(db_file),
-                                size_or_zero(std::filesystem::path(db_file.string() + "-wal")));
+  const auto largest = std::max(file_size_or_zero(db_file),
+                                file_size_or_zero(std::filesystem::path(db_file.string() + "-wal")));
   return limit.rlim_cur > largest ? limit.rlim_cur - largest : 0;
 }
 
@@ -29,6 +23,12 @@ std::string kibibytes(std::uintmax_t bytes) {
 }
 
 }  // namespace
+
+std::uintmax_t file_size_or_zero(const std::filesystem::path& file) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file, ec);
+  return ec ? 0 : size;
+}
 
 std::optional<std::uintmax_t> storage_room(const std::filesystem::path& db_file) {
   struct statvfs fs {};

@@ -18,6 +18,9 @@ inline constexpr std::uintmax_t storage_reserve_bytes = 1U << 20;
 // Empty when the filesystem cannot be asked.
 std::optional<std::uintmax_t> storage_room(const std::filesystem::path& db_file);
 
+// The size of `file`, 0 when it is missing or unreadable (a WAL between checkpoints may be).
+std::uintmax_t file_size_or_zero(const std::filesystem::path& file);
+
 // Why the database cannot take a burst of deliveries now, or empty when it can.
 std::optional<std::string> storage_shortage(const std::filesystem::path& db_file);
 
